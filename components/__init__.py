@@ -1,0 +1,1 @@
+"""Model code run inside TFX components (Transform, Trainer) and custom components."""

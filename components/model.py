@@ -1,0 +1,100 @@
+"""The classifier: embedding -> (Bi)LSTM -> dropout -> dense -> softmax over classes.
+
+Keras 2 (``tf_keras``) is used explicitly: TFX 1.16 and tf.Transform 1.16 build their layers on
+it, and it saves models with dropout and custom signatures without workarounds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from components import features
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    vocab_total: int  # embedding rows: padding + vocabulary + OOV buckets
+    max_sequence_length: int
+    embedding_dimension: int = 64
+    lstm_units: int = 64
+    bidirectional: bool = False
+    dense_units: int = 64
+    num_classes: int = 2
+    dropout_keep_prob: float = 0.8
+    learning_rate: float = 1e-3
+    embeddings_trainable: bool = True
+
+
+def build_model(params: ModelParams, embedding_matrix: np.ndarray | None = None) -> keras.Model:
+    """Compile the classifier. ``embedding_matrix`` (vocab_total x dim) initialises the
+    embedding from pre-computed word vectors; row 0 (padding) is never read thanks to masking."""
+    tokens = keras.Input(
+        shape=(params.max_sequence_length,), dtype=tf.int64, name=features.TOKENS_KEY
+    )
+    initializer = (
+        keras.initializers.Constant(embedding_matrix) if embedding_matrix is not None else "uniform"
+    )
+    x = keras.layers.Embedding(
+        params.vocab_total,
+        params.embedding_dimension,
+        mask_zero=True,  # id 0 is padding: the LSTM skips it
+        embeddings_initializer=initializer,
+        trainable=params.embeddings_trainable,
+        name="embedding",
+    )(tokens)
+    lstm = keras.layers.LSTM(params.lstm_units, name="lstm")
+    if params.bidirectional:
+        lstm = keras.layers.Bidirectional(lstm, name="bilstm")
+    x = lstm(x)
+    x = keras.layers.Dropout(1.0 - params.dropout_keep_prob, name="dropout")(x)
+    x = keras.layers.Dense(params.dense_units, activation="relu", name="dense")(x)
+    probabilities = keras.layers.Dense(
+        params.num_classes, activation="softmax", name=features.OUTPUT_PROBABILITIES
+    )(x)
+    model = keras.Model(inputs=tokens, outputs=probabilities, name="sentiment_lstm")
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=params.learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+    return model
+
+
+def load_word_vectors(
+    path: str, vocabulary: list[str], params: ModelParams, seed: int = 0
+) -> tuple[np.ndarray, int]:
+    """Embedding matrix for ``vocabulary`` from a GloVe/word2vec text file.
+
+    Row ``i + 1`` holds the vector of ``vocabulary[i]``; words missing from the file, OOV
+    buckets and padding get small random vectors. Returns (matrix, number of words found).
+    A word2vec header line ("count dim") is skipped; a vector whose size is not
+    ``embedding_dimension`` is an error naming the file and line.
+    """
+    dim = params.embedding_dimension
+    rng = np.random.default_rng(seed)
+    matrix = rng.normal(0.0, 0.05, size=(params.vocab_total, dim)).astype("float32")
+    matrix[features.PADDING_ID] = 0.0
+    index = {word: i + features.ID_OFFSET for i, word in enumerate(vocabulary)}
+    found = 0
+    with tf.io.gfile.GFile(path, "r") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            parts = line.rstrip("\n").rstrip(" ").split(" ")
+            if line_no == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
+                continue  # word2vec header
+            if len(parts) < 2:
+                continue
+            row = index.get(parts[0])
+            if row is None:
+                continue
+            if len(parts) - 1 != dim:
+                raise ValueError(
+                    f"{path}, line {line_no}: vector for {parts[0]!r} has {len(parts) - 1} "
+                    f"values, expected model.embedding_dimension = {dim}"
+                )
+            matrix[row] = np.asarray(parts[1:], dtype="float32")
+            found += 1
+    return matrix, found

@@ -1,0 +1,64 @@
+"""Serving signatures with the tf.Transform graph embedded.
+
+* ``serving_default``: a batch of raw review strings -> probabilities, label, class name.
+* ``serving_tf_example``: serialized ``tf.Example`` protos (TFMA, TF Serving classify/predict).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras as keras
+
+from components import features
+
+
+def _raw_text_features(
+    text: tf.Tensor, raw_spec: dict[str, tf.io.FixedLenFeature | tf.io.VarLenFeature]
+) -> dict[str, tf.Tensor | tf.SparseTensor]:
+    """Shape raw strings the way the Transform graph expects its ``text`` input."""
+    column = tf.reshape(text, [-1, 1])
+    if isinstance(raw_spec[features.TEXT_KEY], tf.io.FixedLenFeature):
+        return {features.TEXT_KEY: column}
+    batch = tf.shape(column, out_type=tf.int64)[0]
+    indices = tf.stack([tf.range(batch), tf.zeros([batch], tf.int64)], axis=1)
+    return {features.TEXT_KEY: tf.SparseTensor(indices, tf.reshape(text, [-1]), [batch, 1])}
+
+
+def _outputs(probabilities: tf.Tensor, class_names: Sequence[str]) -> dict[str, tf.Tensor]:
+    label = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
+    outputs = {
+        features.OUTPUT_PROBABILITIES: probabilities,
+        features.OUTPUT_LABEL: label,
+        features.OUTPUT_CLASS_NAME: tf.gather(tf.constant(list(class_names)), label),
+    }
+    if probabilities.shape[-1] == 2:
+        outputs[features.OUTPUT_POSITIVE] = probabilities[:, 1]
+    return outputs
+
+
+def make_serving_signatures(
+    model: keras.Model, tf_transform_output: tft.TFTransformOutput, class_names: Sequence[str]
+) -> dict[str, tf.types.experimental.ConcreteFunction]:
+    # Attached to the model so that the Transform graph's assets are saved with it.
+    model.tft_layer = tf_transform_output.transform_features_layer()
+    raw_spec = tf_transform_output.raw_feature_spec()
+    raw_spec.pop(features.LABEL_KEY, None)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def serve_raw_text(text):
+        transformed = model.tft_layer(_raw_text_features(text, raw_spec))
+        return _outputs(model(transformed[features.TOKENS_KEY], training=False), class_names)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def serve_tf_examples(serialized):
+        parsed = tf.io.parse_example(serialized, raw_spec)
+        transformed = model.tft_layer(parsed)
+        return _outputs(model(transformed[features.TOKENS_KEY], training=False), class_names)
+
+    return {
+        features.SERVING_RAW: serve_raw_text.get_concrete_function(),
+        features.SERVING_TF_EXAMPLE: serve_tf_examples.get_concrete_function(),
+    }

@@ -1,0 +1,1 @@
+"""sentiment-pipeline: configuration, pipeline wiring, runners and the command line."""

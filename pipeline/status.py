@@ -1,0 +1,166 @@
+"""What a run did, read back from ML Metadata: per-component state and duration, the
+evaluation metrics, the blessing and why, and where the model was pushed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tensorflow_model_analysis as tfma
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+
+from pipeline import pipeline as p
+
+_STATE = metadata_store_pb2.Execution.State
+STATE_NAMES = {
+    _STATE.NEW: "new",
+    _STATE.RUNNING: "running",
+    _STATE.COMPLETE: "executed",
+    _STATE.FAILED: "failed",
+    _STATE.CACHED: "cached",
+    _STATE.CANCELED: "canceled",
+}
+
+
+@dataclass
+class ComponentStatus:
+    node_id: str
+    state: str
+    seconds: float
+
+
+@dataclass
+class RunStatus:
+    run_id: str
+    components: list[ComponentStatus] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    blessed: bool | None = None
+    reasons: list[str] = field(default_factory=list)
+    blessing_message: str = ""
+    pushed: bool = False
+    pushed_destination: str | None = None
+    evaluation_uri: str | None = None
+    model_uri: str | None = None
+
+
+def open_store(metadata_path: str) -> metadata_store.MetadataStore:
+    if not Path(metadata_path).is_file():
+        raise FileNotFoundError(f"no metadata store at {metadata_path}: has the pipeline run yet?")
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = metadata_path
+    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    return metadata_store.MetadataStore(config)
+
+
+def run_ids(store: metadata_store.MetadataStore, pipeline_name: str) -> list[str]:
+    """Pipeline run ids, oldest first."""
+    runs = store.get_contexts_by_type("pipeline_run")
+    pipeline_ctx = store.get_context_by_type_and_name("pipeline", pipeline_name)
+    if pipeline_ctx is None:
+        return []
+    children = {c.id for c in store.get_children_contexts_by_context(pipeline_ctx.id)}
+    mine = [r for r in runs if r.id in children] if children else runs
+    return [r.name for r in sorted(mine, key=lambda r: r.create_time_since_epoch)]
+
+
+def _artifact_outputs(
+    store: metadata_store.MetadataStore, execution_id: int
+) -> list[metadata_store_pb2.Artifact]:
+    events = store.get_events_by_execution_ids([execution_id])
+    ids = [e.artifact_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT]
+    return store.get_artifacts_by_id(ids) if ids else []
+
+
+def _custom(artifact: metadata_store_pb2.Artifact, key: str):
+    if key not in artifact.custom_properties:
+        return None
+    value = artifact.custom_properties[key]
+    return getattr(value, value.WhichOneof("value")) if value.WhichOneof("value") else None
+
+
+def read_run(metadata_path: str, pipeline_name: str, run_id: str | None = None) -> RunStatus:
+    """Status of ``run_id`` (default: the latest run) of ``pipeline_name``."""
+    store = open_store(metadata_path)
+    ids = run_ids(store, pipeline_name)
+    if not ids:
+        raise LookupError(f"no runs of pipeline '{pipeline_name}' in {metadata_path}")
+    run_id = run_id or ids[-1]
+    run_ctx = store.get_context_by_type_and_name("pipeline_run", run_id)
+    if run_ctx is None:
+        raise LookupError(f"no run '{run_id}' of pipeline '{pipeline_name}'")
+    status = RunStatus(run_id=run_id)
+    executions = sorted(
+        store.get_executions_by_context(run_ctx.id), key=lambda e: e.create_time_since_epoch
+    )
+    node_of: dict[int, str] = {}
+    prefix = f"{pipeline_name}."
+    for ctx in store.get_contexts_by_type("node"):
+        if ctx.name.startswith(prefix):
+            for execution in store.get_executions_by_context(ctx.id):
+                node_of[execution.id] = ctx.name[len(prefix) :]
+    for execution in executions:
+        node = node_of.get(execution.id, execution.type.rsplit(".", 1)[-1])
+        seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1e3
+        state = STATE_NAMES.get(execution.last_known_state, "unknown")
+        status.components.append(ComponentStatus(node, state, max(seconds, 0.0)))
+        outputs = _artifact_outputs(store, execution.id)
+        if node == p.TRAINER:
+            status.model_uri = next((a.uri for a in outputs if a.type == "Model"), None)
+        elif node == p.EVALUATOR:
+            for artifact in outputs:
+                if artifact.type == "ModelBlessing":
+                    blessed = _custom(artifact, "blessed")
+                    status.blessed = None if blessed is None else bool(blessed)
+                    status.blessing_message = str(_custom(artifact, "blessing_message") or "")
+                elif artifact.type == "ModelEvaluation":
+                    status.evaluation_uri = artifact.uri
+        elif node == p.PUSHER:
+            for artifact in outputs:
+                if artifact.type == "PushedModel":
+                    status.pushed = bool(_custom(artifact, "pushed"))
+                    status.pushed_destination = _custom(artifact, "pushed_destination")
+    if status.evaluation_uri:
+        status.metrics, status.reasons = evaluation_summary(status.evaluation_uri)
+    return status
+
+
+def evaluation_summary(evaluation_uri: str) -> tuple[dict[str, float], list[str]]:
+    """Overall-slice metrics of the candidate and a readable line per failed threshold."""
+    metrics: dict[str, float] = {}
+    for slice_metrics in tfma.load_metrics(evaluation_uri):
+        if slice_metrics.slice_key.single_slice_keys:
+            continue
+        for kv in slice_metrics.metric_keys_and_values:
+            key = kv.key
+            if key.is_diff or (key.model_name and key.model_name != "candidate"):
+                continue
+            value = kv.value
+            if value.HasField("double_value"):
+                metrics[key.name] = value.double_value.value
+    reasons = []
+    validation = tfma.load_validation_result(evaluation_uri)
+    for per_slice in validation.metric_validations_per_slice:
+        for failure in per_slice.failures:
+            name = failure.metric_key.name
+            what = "change vs baseline" if failure.metric_key.is_diff else "value"
+            reasons.append(
+                f"{name} {what} {failure.metric_value.double_value.value:.4f} failed "
+                f"the threshold {_threshold_text(failure.metric_threshold)}"
+            )
+    return metrics, reasons
+
+
+def _threshold_text(threshold) -> str:
+    parts = []
+    if threshold.HasField("value_threshold"):
+        vt = threshold.value_threshold
+        if vt.HasField("lower_bound"):
+            parts.append(f">= {vt.lower_bound.value:g}")
+        if vt.HasField("upper_bound"):
+            parts.append(f"<= {vt.upper_bound.value:g}")
+    if threshold.HasField("change_threshold"):
+        ct = threshold.change_threshold
+        if ct.HasField("absolute"):
+            parts.append(f"change >= {ct.absolute.value:g}")
+    return " and ".join(parts) or str(threshold).strip()

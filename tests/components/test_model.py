@@ -1,0 +1,261 @@
+"""Tests of ``components.model`` (build_model, load_word_vectors) and of the serving signatures
+in ``components.signatures``, saved and reloaded with a real (tiny) tf.Transform graph."""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import apache_beam as beam
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+import tensorflow_transform.beam as tft_beam
+import tf_keras as keras
+from tensorflow_transform.tf_metadata import dataset_metadata
+
+from components import features, preprocessing, signatures
+from components.model import ModelParams, build_model, load_word_vectors
+
+MAX_LEN = 6
+
+
+def _params(**overrides) -> ModelParams:
+    base = dict(
+        vocab_total=12,
+        max_sequence_length=MAX_LEN,
+        embedding_dimension=8,
+        lstm_units=8,
+        dense_units=8,
+        num_classes=2,
+    )
+    return ModelParams(**{**base, **overrides})
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    keras.utils.set_random_seed(1234)
+    yield
+    keras.backend.clear_session()
+
+
+# --- build_model ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("num_classes", [2, 3])
+def test_output_shape_and_rows_sum_to_one(num_classes):
+    model = build_model(_params(num_classes=num_classes))
+    x = np.array([[5, 7, 0, 0, 0, 0], [1, 2, 3, 4, 5, 6], [0, 0, 0, 0, 0, 0]], dtype=np.int64)
+    probs = model(x, training=False).numpy()
+    assert probs.shape == (3, num_classes)
+    assert np.all(probs >= 0.0)
+    np.testing.assert_allclose(probs.sum(axis=1), np.ones(3), rtol=1e-5)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_padding_is_masked(bidirectional):
+    model = build_model(_params(bidirectional=bidirectional))
+    x = np.array([[5, 7, 0, 0, 0, 0], [3, 0, 0, 0, 0, 0]], dtype=np.int64)
+    before = model(x, training=False).numpy()
+
+    # Replace the padding row of the embedding with large random values: if id 0 is masked,
+    # the LSTM never reads it and the output cannot change.
+    embedding = model.get_layer("embedding")
+    (weights,) = embedding.get_weights()
+    weights[features.PADDING_ID] = np.random.default_rng(0).normal(0.0, 5.0, weights.shape[1])
+    embedding.set_weights([weights])
+    np.testing.assert_allclose(model(x, training=False).numpy(), before, rtol=1e-6, atol=1e-7)
+
+    # Changing a real token does change the output (the comparison above is not vacuous).
+    changed = model(np.array([[5, 8, 0, 0, 0, 0], [4, 0, 0, 0, 0, 0]]), training=False).numpy()
+    assert np.all(np.abs(changed - before).max(axis=1) > 1e-6)
+
+
+def test_dropout_only_in_training():
+    model = build_model(_params(dropout_keep_prob=0.5, lstm_units=16, dense_units=16))
+    assert model.get_layer("dropout").rate == pytest.approx(0.5)
+    x = np.array([[1, 2, 3, 4, 5, 6], [5, 7, 0, 0, 0, 0], [9, 0, 0, 0, 0, 0]], dtype=np.int64)
+    train_a = model(x, training=True).numpy()
+    train_b = model(x, training=True).numpy()
+    assert not np.allclose(train_a, train_b)
+    infer_a = model(x, training=False).numpy()
+    infer_b = model(x, training=False).numpy()
+    np.testing.assert_array_equal(infer_a, infer_b)
+
+
+def test_embedding_matrix_initialises_weights_and_trainable_flag():
+    params = _params(vocab_total=5, embedding_dimension=3, embeddings_trainable=False)
+    matrix = np.arange(15, dtype="float32").reshape(5, 3) / 10.0
+    model = build_model(params, matrix)
+    embedding = model.get_layer("embedding")
+    np.testing.assert_array_equal(embedding.get_weights()[0], matrix)
+    assert not embedding.trainable
+    assert build_model(_params()).get_layer("embedding").trainable
+
+
+# --- load_word_vectors ------------------------------------------------------------------------
+
+VOCABULARY = ["the", "movie", "great"]  # ids 1, 2, 3; id 4 is the OOV bucket
+WV_PARAMS = _params(vocab_total=1 + len(VOCABULARY) + 1, embedding_dimension=3)
+THE = [0.1, -0.2, 0.3]
+MOVIE = [1.5, 2.5, -3.5]
+
+
+def _check_matrix(matrix, found):
+    assert matrix.shape == (5, 3)
+    assert matrix.dtype == np.float32
+    assert found == 2
+    np.testing.assert_array_equal(matrix[features.PADDING_ID], np.zeros(3, np.float32))
+    np.testing.assert_array_equal(matrix[1], np.asarray(THE, np.float32))
+    np.testing.assert_array_equal(matrix[2], np.asarray(MOVIE, np.float32))
+    # "great" (missing from the file) and the OOV bucket get small random vectors.
+    for row in (3, 4):
+        assert np.any(matrix[row] != 0.0)
+        assert np.all(np.abs(matrix[row]) < 0.5)
+
+
+def test_load_glove_file(tmp_path):
+    path = tmp_path / "glove.txt"
+    lines = [
+        "the 0.1 -0.2 0.3",
+        "unused 9 9 9",
+        "movie 1.5 2.5 -3.5",
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    matrix, found = load_word_vectors(str(path), VOCABULARY, WV_PARAMS, seed=7)
+    _check_matrix(matrix, found)
+    # Same seed, same random rows.
+    again, _ = load_word_vectors(str(path), VOCABULARY, WV_PARAMS, seed=7)
+    np.testing.assert_array_equal(matrix, again)
+
+
+def test_load_word2vec_text_file_with_header(tmp_path):
+    path = tmp_path / "vectors.w2v.txt"
+    # word2vec text format: "count dim" header, lines often end with a space.
+    lines = [
+        "3 3",
+        "movie 1.5 2.5 -3.5 ",
+        "the 0.1 -0.2 0.3 ",
+        "other 0 0 0 ",
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    matrix, found = load_word_vectors(str(path), VOCABULARY, WV_PARAMS)
+    _check_matrix(matrix, found)
+
+
+def test_load_word_vectors_wrong_dimension(tmp_path):
+    path = tmp_path / "glove.bad.txt"
+    path.write_text("the 0.1 -0.2 0.3\nunused 1 2\nmovie 1.5 2.5\n", encoding="utf-8")
+    with pytest.raises(ValueError) as excinfo:
+        load_word_vectors(str(path), VOCABULARY, WV_PARAMS)
+    message = str(excinfo.value)
+    assert str(path) in message
+    assert "line 3" in message
+    assert "'movie'" in message
+
+
+# --- serving signatures -----------------------------------------------------------------------
+
+TRAIN_SENTENCES = [
+    "The movie was GREAT!<br />Great fun.",
+    "The plot was dull.",
+    "A great cast, a dull script.",
+    "Fun fun fun!",
+]
+CLASS_NAMES = ["negative", "positive"]
+
+
+def _write_transform_fn(output_dir: str, temp_dir: str, text_spec) -> None:
+    data = [
+        {features.TEXT_KEY: [text], features.LABEL_KEY: [i % 2]}
+        for i, text in enumerate(TRAIN_SENTENCES)
+    ]
+    metadata = dataset_metadata.DatasetMetadata.from_feature_spec(
+        {features.TEXT_KEY: text_spec, features.LABEL_KEY: tf.io.FixedLenFeature([1], tf.int64)}
+    )
+    fn = functools.partial(
+        preprocessing.preprocessing_fn,
+        custom_config={"max_sequence_length": MAX_LEN, "vocab_size": 50},
+    )
+    with beam.Pipeline() as pipeline, tft_beam.Context(temp_dir=temp_dir):
+        raw = pipeline | beam.Create(data, reshuffle=False)
+        transform_fn = (raw, metadata) | tft_beam.AnalyzeDataset(fn)
+        _ = transform_fn | tft_beam.WriteTransformFn(output_dir)
+        # The raw schema next to the transform graph, as TFX's Transform component writes it.
+        _ = metadata | tft_beam.WriteMetadata(
+            os.path.join(output_dir, tft.TFTransformOutput.RAW_METADATA_DIR), pipeline
+        )
+
+
+def _example(text: str) -> bytes:
+    return tf.train.Example(
+        features=tf.train.Features(
+            feature={
+                features.TEXT_KEY: tf.train.Feature(
+                    bytes_list=tf.train.BytesList(value=[text.encode("utf-8")])
+                )
+            }
+        )
+    ).SerializeToString()
+
+
+@pytest.mark.parametrize(
+    "text_spec",
+    [tf.io.FixedLenFeature([1], tf.string), tf.io.VarLenFeature(tf.string)],
+    ids=["fixed_len", "var_len"],
+)
+def test_serving_signatures_save_and_reload(tmp_path, text_spec):
+    transform_dir = str(tmp_path / "transform")
+    _write_transform_fn(transform_dir, str(tmp_path / "tft_tmp"), text_spec)
+    tf_transform_output = tft.TFTransformOutput(transform_dir)
+    vocab_size = tf_transform_output.vocabulary_size_by_name(features.VOCAB_NAME)
+    assert vocab_size > 5
+
+    params = _params(vocab_total=features.ID_OFFSET + vocab_size + 1, dropout_keep_prob=0.8)
+    model = build_model(params)
+    assert model.get_layer("dropout").rate == pytest.approx(0.2)
+    sigs = signatures.make_serving_signatures(model, tf_transform_output, CLASS_NAMES)
+    export_dir = str(tmp_path / "serving_model")
+    model.save(export_dir, save_format="tf", signatures=sigs)
+
+    texts = ["A GREAT movie!", "Dull, dull plot.", "", "unseen words only 😀"]
+    # Reference: the in-memory model on tokens from the same Transform graph.
+    transformed = tf_transform_output.transform_raw_features(
+        {features.TEXT_KEY: tf.constant([[t] for t in texts])}
+        if isinstance(text_spec, tf.io.FixedLenFeature)
+        else {features.TEXT_KEY: tf.sparse.from_dense(tf.constant([[t] for t in texts]))}
+    )
+    expected = model(transformed[features.TOKENS_KEY], training=False).numpy()
+    del model
+
+    loaded = tf.saved_model.load(export_dir)
+    assert set(loaded.signatures.keys()) == {features.SERVING_RAW, features.SERVING_TF_EXAMPLE}
+    raw = loaded.signatures[features.SERVING_RAW](text=tf.constant(texts))
+    examples = loaded.signatures[features.SERVING_TF_EXAMPLE](
+        examples=tf.constant([_example(t) for t in texts])
+    )
+
+    for out in (raw, examples):
+        assert set(out.keys()) == {
+            features.OUTPUT_PROBABILITIES,
+            features.OUTPUT_LABEL,
+            features.OUTPUT_CLASS_NAME,
+            features.OUTPUT_POSITIVE,
+        }
+        probs = out[features.OUTPUT_PROBABILITIES].numpy()
+        assert probs.shape == (len(texts), 2)
+        np.testing.assert_allclose(probs.sum(axis=1), np.ones(len(texts)), rtol=1e-5)
+        np.testing.assert_allclose(probs, expected, rtol=1e-5, atol=1e-6)
+        labels = out[features.OUTPUT_LABEL].numpy()
+        assert labels.dtype == np.int64
+        np.testing.assert_array_equal(labels, probs.argmax(axis=1))
+        assert out[features.OUTPUT_CLASS_NAME].numpy().tolist() == [
+            CLASS_NAMES[i].encode() for i in labels
+        ]
+        np.testing.assert_array_equal(out[features.OUTPUT_POSITIVE].numpy(), probs[:, 1])
+
+    np.testing.assert_array_equal(
+        raw[features.OUTPUT_PROBABILITIES].numpy(),
+        examples[features.OUTPUT_PROBABILITIES].numpy(),
+    )

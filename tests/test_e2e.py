@@ -1,0 +1,186 @@
+"""End to end on the embedded sample with tiny step counts (about 2 minutes on 2 cores).
+
+Modelled on TFX's penguin e2e test: a temporary pipeline root, what each component produced,
+MLMD execution states, a cached re-run, and an accuracy bound above 1 that must block the Pusher.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from typer.testing import CliRunner
+
+from components.anomaly_gate import DataAnomaliesError
+from pipeline import pipeline as p
+from pipeline.cli import app
+from pipeline.config import load_config
+from pipeline.runner import run_pipeline
+from pipeline.status import read_run
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[1]
+ALL_NODES = {
+    p.EXAMPLE_GEN,
+    p.STATISTICS_GEN,
+    p.IMPORT_SCHEMA_GEN,
+    p.EXAMPLE_VALIDATOR,
+    p.ANOMALY_GATE,
+    p.TRANSFORM,
+    p.TRAINER,
+    p.RESOLVER,
+    p.EVALUATOR,
+    p.PUSHER,
+}
+TINY = [
+    "transform.max_sequence_length=32",
+    "model.num_iterations=4",
+    "model.steps_per_epoch=2",
+    "model.eval_steps=1",
+    "model.batch_size=8",
+    "model.lstm_units=4",
+    "model.embedding_dimension=4",
+    "model.dense_units=4",
+    "evaluation.accuracy_lower_bound=0.0",
+    "evaluation.max_accuracy_drop=1.0",
+]
+
+
+def _config(work_dir: Path, *extra: str):
+    schema = REPO / "configs" / "schema" / "sentiment.pbtxt"
+    return load_config(
+        REPO / "configs" / "sample.yaml",
+        [f"pipeline.work_dir={work_dir}", f"data.schema_path={schema}", *TINY, *extra],
+    )
+
+
+def _snapshot(directory: Path) -> dict[str, str]:
+    return {
+        str(f.relative_to(directory)): hashlib.sha256(f.read_bytes()).hexdigest()
+        for f in sorted(directory.rglob("*"))
+        if f.is_file()
+    }
+
+
+def _states(status) -> dict[str, str]:
+    return {c.node_id: c.state for c in status.components}
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Three runs on one pipeline root: fresh, cached re-run, impossible accuracy bound."""
+    work = tmp_path_factory.mktemp("e2e")
+    first = run_pipeline(_config(work))
+    first_status = read_run(first.metadata_path, first.pipeline_name)
+    serving = Path(first.config.pipeline.resolved_serving_dir)
+    after_first = _snapshot(serving)
+
+    second = run_pipeline(_config(work))
+    second_status = read_run(second.metadata_path, second.pipeline_name)
+    after_second = _snapshot(serving)
+
+    third = run_pipeline(_config(work, "evaluation.accuracy_lower_bound=1.01"))
+    third_status = read_run(third.metadata_path, third.pipeline_name)
+    after_third = _snapshot(serving)
+    return {
+        "work": work,
+        "serving": serving,
+        "statuses": [first_status, second_status, third_status],
+        "snapshots": [after_first, after_second, after_third],
+        "prepared": first.prepared,
+    }
+
+
+def test_first_run_executes_every_component(runs):
+    status = runs["statuses"][0]
+    states = _states(status)
+    assert set(states) == ALL_NODES
+    assert all(state == "executed" for state in states.values()), states
+    assert len(status.components) == len(ALL_NODES)  # one execution each
+    assert status.blessed is True and status.pushed is True
+    assert status.metrics["example_count"] == runs["prepared"].rows["eval"]
+    for metric in ("binary_accuracy", "auc", "precision", "recall", "calibration"):
+        assert metric in status.metrics
+
+
+def test_prepared_splits_cover_the_sample(runs):
+    prepared = runs["prepared"]
+    assert prepared.rows["train"] + prepared.rows["eval"] == 100
+    assert 5 <= prepared.rows["eval"] <= 35
+
+
+def test_pushed_model_in_tf_serving_layout_answers_raw_text_and_examples(runs):
+    versions = [d for d in runs["serving"].iterdir() if d.is_dir()]
+    assert len(versions) == 1 and versions[0].name.isdigit()
+    assert (versions[0] / "saved_model.pb").is_file()
+    assert (versions[0] / "variables").is_dir()
+
+    loaded = tf.saved_model.load(str(versions[0]))
+    texts = ["A moving, beautiful film.", "Dull <br /> and far too long!", ""]
+    raw = loaded.signatures["serving_default"](text=tf.constant(texts))
+    probabilities = raw["probabilities"].numpy()
+    assert probabilities.shape == (3, 2)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(raw["label"].numpy(), probabilities.argmax(axis=1))
+    assert set(raw["class_name"].numpy()) <= {b"negative", b"positive"}
+
+    examples = [
+        tf.train.Example(
+            features=tf.train.Features(
+                feature={"text": tf.train.Feature(bytes_list=tf.train.BytesList(value=[t.encode()]))}
+            )
+        ).SerializeToString()
+        for t in texts
+    ]
+    parsed = loaded.signatures["serving_tf_example"](examples=tf.constant(examples))
+    np.testing.assert_allclose(parsed["probabilities"].numpy(), probabilities, rtol=1e-5)
+
+
+def test_predict_cli_answers_from_the_serving_dir(runs):
+    result = CliRunner().invoke(
+        app, ["predict", "--model", str(runs["serving"]), "--json", "What a great movie"]
+    )
+    assert result.exit_code == 0, result.output
+    assert '"class_name"' in result.output and "What a great movie" in result.output
+
+
+def test_second_run_is_cached(runs):
+    states = _states(runs["statuses"][1])
+    for node in (p.EXAMPLE_GEN, p.STATISTICS_GEN, p.TRANSFORM, p.TRAINER, p.EVALUATOR, p.PUSHER):
+        assert states[node] == "cached", states
+    assert runs["snapshots"][1] == runs["snapshots"][0]  # nothing pushed twice
+
+
+def test_accuracy_bound_above_one_blocks_the_pusher(runs):
+    status = runs["statuses"][2]
+    states = _states(status)
+    assert states[p.TRAINER] == "cached"  # only the evaluation changed
+    assert states[p.EVALUATOR] == "executed"
+    assert status.blessed is False and status.pushed is False
+    assert any("binary_accuracy" in reason and ">= 1.01" in reason for reason in status.reasons)
+    assert runs["snapshots"][2] == runs["snapshots"][0]  # serving directory byte-for-byte same
+
+
+def test_schema_anomaly_stops_the_run_before_training(tmp_path):
+    # Three classes against the curated two-class schema: label 2 is outside its domain.
+    data = tmp_path / "three.csv"
+    rows = [f"review number {i} is {'good' if i % 3 else 'bad'},{i % 3}" for i in range(30)]
+    data.write_text("text,label\n" + "\n".join(rows) + "\n")
+    cfg = _config(
+        tmp_path / "work",
+        f"data.source={data}",
+        "model.num_classes=3",
+        "data.class_names=[a, b, c]",
+        "data.labels={'0': 0, '1': 1, '2': 2}",
+    )
+    with pytest.raises(DataAnomaliesError, match=r"feature 'label'"):
+        run_pipeline(cfg)
+    status = read_run(cfg.pipeline.resolved_metadata_path, cfg.pipeline.name)
+    states = _states(status)
+    assert states[p.ANOMALY_GATE] == "failed"
+    assert p.TRANSFORM not in states and p.TRAINER not in states
+    assert not Path(cfg.pipeline.resolved_serving_dir).exists()
