@@ -67,7 +67,7 @@ Examples:
 """
 
 
-@app.command(help=RUN_HELP)
+@app.command(help=RUN_HELP, short_help="Run the whole pipeline and print a summary.")
 def run(
     config: Path | None = typer.Option(
         None, "--config", "-c", help="YAML config (default: built-in sample settings)."
@@ -132,7 +132,7 @@ Examples:
 """
 
 
-@app.command(help=PREDICT_HELP)
+@app.command(help=PREDICT_HELP, short_help="Classify texts with a pushed model.")
 def predict(
     texts: list[str] = typer.Argument(None, help="Texts to classify (default: lines of stdin)."),
     model: Path = typer.Option(..., "--model", "-m", help="SavedModel or serving directory."),
@@ -184,7 +184,9 @@ Examples:
 """
 
 
-@data_app.command("import-imdb", help=IMPORT_HELP)
+@data_app.command(
+    "import-imdb", help=IMPORT_HELP, short_help="Convert the official IMDB archive into input."
+)
 def import_imdb_cmd(
     args: list[str] = typer.Argument(
         ..., metavar="[SOURCE] OUT_DIR", help="Archive path, extracted folder or URL; then OUT_DIR."

@@ -166,16 +166,19 @@ def read_rows(source: Source) -> Iterator[tuple[int, str, int]]:
     kind = "TSV" if source.delimiter == "\t" else "CSV"
     rows = 0
     while True:
+        # A quoted field may span lines: report the line the record starts on, not where the
+        # reader stopped (for an unclosed quote that is the end of the file).
+        row_no = reader.line_num + 1
         try:
             row = next(reader)
         except StopIteration:
             break
         except csv.Error as exc:
+            span = f" (read on to line {reader.line_num})" if reader.line_num > row_no else ""
             raise InputDataError(
-                f"{where}, row {reader.line_num}: malformed {kind}: "
+                f"{where}, row {row_no}: malformed {kind}{span}: "
                 f"{exc} (check quoting: a quote inside a field must be doubled)"
             ) from None
-        row_no = reader.line_num
         if not row:
             continue
         if len(row) != len(header):

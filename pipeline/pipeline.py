@@ -7,6 +7,10 @@ from typing import Any
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 
+# Not exported by tfx.v1; the documented way to give a standard component another executor.
+from tfx.dsl.components.base import executor_spec
+
+from components import versioned_pusher
 from components.anomaly_gate import AnomalyGate
 
 PREPROCESSING_FN = "components.preprocessing.preprocessing_fn"
@@ -131,13 +135,15 @@ def create_pipeline(
     )
     components.append(evaluator)
 
-    # Copies only a blessed model into <serving_dir>/<version>/ (TF Serving layout).
+    # Publishes only a blessed model into <serving_dir>/<version>/ (TF Serving layout),
+    # atomically, and never the same model twice.
     pusher = tfx.components.Pusher(
         model=trainer.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=serving_dir)
         ),
+        custom_executor_spec=executor_spec.ExecutorClassSpec(versioned_pusher.Executor),
     )
     components.append(pusher)
 

@@ -59,5 +59,6 @@ def print_summary(console: Console, result: RunResult) -> None:
     if status.pushed:
         console.print(f"[bold]Pushed[/] to {status.pushed_destination}")
     else:
-        console.print("[bold]Not pushed[/]: the serving directory is unchanged.")
+        reason = status.not_pushed_reason or "the model is not blessed"
+        console.print(f"[bold]Not pushed[/] ({reason}): the serving directory is unchanged.")
     console.print(f"Wall time {result.seconds:.1f} s; metadata {result.metadata_path}")

@@ -40,8 +40,10 @@ class RunStatus:
     blessing_message: str = ""
     pushed: bool = False
     pushed_destination: str | None = None
+    not_pushed_reason: str | None = None
     evaluation_uri: str | None = None
     model_uri: str | None = None
+    model_run_uri: str | None = None
 
 
 def open_store(metadata_path: str) -> metadata_store.MetadataStore:
@@ -107,6 +109,7 @@ def read_run(metadata_path: str, pipeline_name: str, run_id: str | None = None) 
         outputs = _artifact_outputs(store, execution.id)
         if node == p.TRAINER:
             status.model_uri = next((a.uri for a in outputs if a.type == "Model"), None)
+            status.model_run_uri = next((a.uri for a in outputs if a.type == "ModelRun"), None)
         elif node == p.EVALUATOR:
             for artifact in outputs:
                 if artifact.type == "ModelBlessing":
@@ -120,6 +123,7 @@ def read_run(metadata_path: str, pipeline_name: str, run_id: str | None = None) 
                 if artifact.type == "PushedModel":
                     status.pushed = bool(_custom(artifact, "pushed"))
                     status.pushed_destination = _custom(artifact, "pushed_destination")
+                    status.not_pushed_reason = _custom(artifact, "skipped_reason")
     if status.evaluation_uri:
         status.metrics, status.reasons = evaluation_summary(status.evaluation_uri)
     return status

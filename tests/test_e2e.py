@@ -7,6 +7,7 @@ MLMD execution states, a cached re-run, and an accuracy bound above 1 that must 
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -107,6 +108,15 @@ def test_first_run_executes_every_component(runs):
         assert metric in status.metrics
 
 
+def test_trainer_writes_tensorboard_logs_and_history(runs):
+    model_run = Path(runs["statuses"][0].model_run_uri)
+    assert list(model_run.rglob("events.out.tfevents.*")), "no TensorBoard event files"
+    history = json.loads((model_run / "history.json").read_text())
+    assert history["epochs"] * history["steps_per_epoch"] == 4  # num_iterations
+    assert len(history["history"]["loss"]) == history["epochs"]
+    assert len(history["history"]["val_accuracy"]) == history["epochs"]
+
+
 def test_prepared_splits_cover_the_sample(runs):
     prepared = runs["prepared"]
     assert prepared.rows["train"] + prepared.rows["eval"] == 100
@@ -131,7 +141,9 @@ def test_pushed_model_in_tf_serving_layout_answers_raw_text_and_examples(runs):
     examples = [
         tf.train.Example(
             features=tf.train.Features(
-                feature={"text": tf.train.Feature(bytes_list=tf.train.BytesList(value=[t.encode()]))}
+                feature={
+                    "text": tf.train.Feature(bytes_list=tf.train.BytesList(value=[t.encode()]))
+                }
             )
         ).SerializeToString()
         for t in texts
@@ -150,8 +162,13 @@ def test_predict_cli_answers_from_the_serving_dir(runs):
 
 def test_second_run_is_cached(runs):
     states = _states(runs["statuses"][1])
-    for node in (p.EXAMPLE_GEN, p.STATISTICS_GEN, p.TRANSFORM, p.TRAINER, p.EVALUATOR, p.PUSHER):
+    for node in (p.EXAMPLE_GEN, p.STATISTICS_GEN, p.TRANSFORM, p.TRAINER):
         assert states[node] == "cached", states
+    # The resolver now finds run 1's model as the baseline, so the Evaluator compares the
+    # cached candidate with itself and blesses it; the Pusher sees it is already serving.
+    status = runs["statuses"][1]
+    assert status.blessed is True and status.pushed is False
+    assert "already serving" in status.not_pushed_reason
     assert runs["snapshots"][1] == runs["snapshots"][0]  # nothing pushed twice
 
 
@@ -176,6 +193,7 @@ def test_schema_anomaly_stops_the_run_before_training(tmp_path):
         "model.num_classes=3",
         "data.class_names=[a, b, c]",
         "data.labels={'0': 0, '1': 1, '2': 2}",
+        "pipeline.runner=beam",  # BeamDagRunner, on the short path that stops at the gate
     )
     with pytest.raises(DataAnomaliesError, match=r"feature 'label'"):
         run_pipeline(cfg)

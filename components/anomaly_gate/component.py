@@ -7,7 +7,6 @@ and Trainer would go on and train on data that breaks the schema. This gate read
 of every split and raises one readable error listing them, so nothing downstream runs.
 """
 
-
 import os
 
 from tensorflow_data_validation.utils import anomalies_util

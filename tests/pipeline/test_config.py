@@ -75,7 +75,10 @@ def test_cross_field_consistency(tmp_path):
 def test_overrides_are_typed_and_validated():
     cfg = load_config(None, ["model.batch_size=64", "model.bidirectional=true"])
     assert cfg.model.batch_size == 64 and cfg.model.bidirectional is True
-    with pytest.raises(ConfigError, match=r"(?s)--set model.batch_size.*model.batch_size: Input should be a valid integer"):
+    with pytest.raises(
+        ConfigError,
+        match=r"(?s)--set model.batch_size.*model.batch_size: Input should be a valid integer",
+    ):
         load_config(None, ["model.batch_size=abc"])
     with pytest.raises(ConfigError, match="model.nope: unknown key"):
         load_config(None, ["model.nope=1"])
