@@ -32,7 +32,7 @@ class _State:
 def _quiet_logs(verbose: bool) -> None:
     """Hide TensorFlow/TFX/Beam log noise unless -v. Must run before TensorFlow is imported."""
     if not verbose:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import logging as std_logging
 
     from absl import logging as absl_logging

@@ -1,0 +1,73 @@
+"""The command line: clear errors with a non-zero exit code and no traceback."""
+
+import tarfile
+
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+
+runner = CliRunner()
+
+
+def _invoke(*args):
+    result = runner.invoke(app, list(args))
+    return result, result.output + (result.stderr if result.stderr_bytes is not None else "")
+
+
+def test_help_has_examples_on_each_command():
+    for command in (["run"], ["predict"], ["data", "import-imdb"]):
+        result, output = _invoke(*command, "--help")
+        assert result.exit_code == 0
+        assert "Examples" in output and "sentiment-pipeline" in output
+
+
+def test_unknown_config_key_is_an_error_naming_file_and_key(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("model:\n  lstm_unit: 3\n")
+    result, output = _invoke("run", "--config", str(config))
+    assert result.exit_code == 2
+    assert str(config) in output and "model.lstm_unit: unknown key" in output
+    assert "Traceback" not in output
+
+
+def test_bad_override_is_an_error():
+    result, output = _invoke("run", "--set", "model.batch_size=many")
+    assert result.exit_code == 2
+    assert "model.batch_size" in output and "valid integer" in output
+
+
+def test_bad_data_stops_before_the_pipeline(tmp_path):
+    data = tmp_path / "reviews.csv"
+    data.write_text("text,label\ngreat,1\nawful,maybe\n")
+    result, output = _invoke(
+        "run", "--data", str(data), "--set", f"pipeline.work_dir={tmp_path / 'work'}"
+    )
+    assert result.exit_code == 2
+    assert "row 3" in output and "'maybe'" in output and "Traceback" not in output
+    assert not (tmp_path / "work" / "metadata.sqlite").exists()  # nothing ran
+
+
+def test_missing_schema_file_names_the_key(tmp_path):
+    result, output = _invoke(
+        "run",
+        "--set",
+        f"data.schema_path={tmp_path / 'nope.pbtxt'}",
+        "--set",
+        f"pipeline.work_dir={tmp_path}",
+    )
+    assert result.exit_code == 2 and "data.schema_path: file not found" in output
+
+
+def test_predict_errors(tmp_path):
+    result, output = _invoke("predict", "--model", str(tmp_path / "absent"), "hello")
+    assert result.exit_code == 2 and "no such directory" in output
+    result, output = _invoke("predict", "--model", str(tmp_path), "hello")
+    assert result.exit_code == 2 and "neither a SavedModel" in output
+
+
+def test_import_imdb_rejects_a_broken_archive(tmp_path):
+    archive = tmp_path / "broken.tar.gz"
+    with tarfile.open(archive, "w:gz"):
+        pass  # an empty archive: no reviews at all
+    result, output = _invoke("data", "import-imdb", str(archive), str(tmp_path / "out"))
+    assert result.exit_code == 2 and str(archive) in output and "Traceback" not in output
