@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -29,6 +30,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
 
+    warnings.filterwarnings("ignore")  # library import noise; the figures are what matter
     from pipeline.config import load_config
     from pipeline.status import read_run
 

@@ -61,4 +61,7 @@ def build_eval_config(
         ],
         slicing_specs=[tfma.SlicingSpec()],
         metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
+        # Only the metrics above: TFMA would otherwise add the Keras model's compiled loss and
+        # metrics, computed against whichever output it picks (not the 2-class softmax).
+        options=tfma.Options(include_default_metrics={"value": False}),
     )

@@ -19,6 +19,7 @@ def test_binary_config_has_metrics_bound_and_change_threshold():
     assert threshold.value_threshold.lower_bound.value == 0.85
     assert threshold.change_threshold.absolute.value == -0.01
     assert threshold.change_threshold.direction == tfma.MetricDirection.HIGHER_IS_BETTER
+    assert config.options.include_default_metrics.value is False  # no compiled Keras metrics
     spec = config.model_specs[0]
     assert (spec.signature_name, spec.label_key, spec.prediction_key) == (
         "serving_tf_example",
