@@ -1,5 +1,10 @@
 """The classifier: embedding -> (Bi)LSTM -> dropout -> dense -> softmax over classes.
 
+With ``pooling="last_max_mean"`` the LSTM's last state is concatenated with the masked max and
+mean over all its time steps before the dropout (the same many-to-one LSTM, reading more of
+what it computed). The input length is not fixed, so batches can be cut to their longest
+review; padding (id 0) is masked everywhere.
+
 Keras 2 (``tf_keras``) is used explicitly: TFX 1.16 and tf.Transform 1.16 build their layers on
 it, and it saves models with dropout and custom signatures without workarounds.
 """
@@ -25,16 +30,43 @@ class ModelParams:
     dense_units: int = 64
     num_classes: int = 2
     dropout_keep_prob: float = 0.8
-    learning_rate: float = 1e-3
+    learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = 1e-3
     embeddings_trainable: bool = True
+    pooling: str = "last"  # "last" or "last_max_mean"
+
+
+@keras.utils.register_keras_serializable(package="sentiment")
+class MaskedMaxMeanPooling1D(keras.layers.Layer):
+    """[max over time, mean over time] of the unmasked steps (zeros for a sequence with none)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs, mask=None):
+        if mask is None:
+            mask = tf.ones(tf.shape(inputs)[:2], dtype=tf.bool)
+        valid = tf.expand_dims(mask, -1)
+        lowest = tf.fill(tf.shape(inputs), inputs.dtype.min)
+        maximum = tf.reduce_max(tf.where(valid, inputs, lowest), axis=1)
+        any_valid = tf.reduce_any(valid, axis=1)
+        maximum = tf.where(any_valid, maximum, tf.zeros_like(maximum))
+        weights = tf.cast(valid, inputs.dtype)
+        mean = tf.math.divide_no_nan(
+            tf.reduce_sum(inputs * weights, axis=1), tf.reduce_sum(weights, axis=1)
+        )
+        return tf.concat([maximum, mean], axis=-1)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
 
 
 def build_model(params: ModelParams, embedding_matrix: np.ndarray | None = None) -> keras.Model:
     """Compile the classifier. ``embedding_matrix`` (vocab_total x dim) initialises the
     embedding from pre-computed word vectors; row 0 (padding) is never read thanks to masking."""
-    tokens = keras.Input(
-        shape=(params.max_sequence_length,), dtype=tf.int64, name=features.TOKENS_KEY
-    )
+    # Any length up to max_sequence_length: serving sends the padded Transform output, training
+    # may send batches cut to their longest review.
+    tokens = keras.Input(shape=(None,), dtype=tf.int64, name=features.TOKENS_KEY)
     initializer = (
         keras.initializers.Constant(embedding_matrix) if embedding_matrix is not None else "uniform"
     )
@@ -46,10 +78,24 @@ def build_model(params: ModelParams, embedding_matrix: np.ndarray | None = None)
         trainable=params.embeddings_trainable,
         name="embedding",
     )(tokens)
-    lstm = keras.layers.LSTM(params.lstm_units, name="lstm")
+    if params.pooling not in ("last", "last_max_mean"):
+        raise ValueError(f"unknown pooling {params.pooling!r}")
+    pooled = params.pooling == "last_max_mean"
+    lstm = keras.layers.LSTM(
+        params.lstm_units, return_sequences=pooled, return_state=pooled, name="lstm"
+    )
     if params.bidirectional:
         lstm = keras.layers.Bidirectional(lstm, name="bilstm")
-    x = lstm(x)
+    if pooled:
+        outputs = lstm(x)
+        sequence, states = outputs[0], outputs[1:]
+        # Last hidden state per direction: (h, c) for LSTM, (h_fw, c_fw, h_bw, c_bw) for BiLSTM.
+        last = [states[0]] if not params.bidirectional else [states[0], states[2]]
+        x = keras.layers.Concatenate(name="last_max_mean")(
+            [*last, MaskedMaxMeanPooling1D(name="max_mean_over_time")(sequence)]
+        )
+    else:
+        x = lstm(x)
     x = keras.layers.Dropout(1.0 - params.dropout_keep_prob, name="dropout")(x)
     x = keras.layers.Dense(params.dense_units, activation="relu", name="dense")(x)
     probabilities = keras.layers.Dense(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from typing import Any
 
 import tensorflow as tf
@@ -25,13 +26,20 @@ from components.signatures import make_serving_signatures
 HISTORY_FILE = "history.json"
 
 
+# Length buckets for bucket_by_length (tokens); the last bucket is open-ended.
+BUCKET_WIDTH = 32
+
+
 def _dataset(
     fn_args: tfx.components.FnArgs,
     files: list[str],
     tf_transform_output: tft.TFTransformOutput,
     batch_size: int,
     shuffle: bool,
+    bucket_by_length: bool = False,
 ) -> tf.data.Dataset:
+    """(tokens, label) batches, repeated forever. With ``bucket_by_length`` each batch holds
+    reviews of similar length and is cut to its longest one (at least one step)."""
     dataset = fn_args.data_accessor.tf_dataset_factory(
         files,
         tfxio.TensorFlowDatasetOptions(
@@ -42,7 +50,44 @@ def _dataset(
         ),
         tf_transform_output.transformed_metadata.schema,
     )
-    return dataset.map(lambda x, y: (x[features.TOKENS_KEY], y)).prefetch(tf.data.AUTOTUNE)
+    if not bucket_by_length:
+        return dataset.map(lambda x, y: (x[features.TOKENS_KEY], y)).prefetch(tf.data.AUTOTUNE)
+
+    def trim(x, y):
+        tokens = x[features.TOKENS_KEY]
+        length = tf.clip_by_value(x[features.TOKEN_COUNT_KEY], 1, tf.shape(tokens, tf.int64)[0])
+        return tokens[:length], y
+
+    max_len = tf_transform_output.transformed_feature_spec()[features.TOKENS_KEY].shape[0]
+    boundaries = list(range(BUCKET_WIDTH, max_len, BUCKET_WIDTH))
+    return (
+        dataset.unbatch()
+        .map(trim, num_parallel_calls=tf.data.AUTOTUNE)
+        .bucket_by_sequence_length(
+            lambda tokens, _: tf.shape(tokens)[0],
+            bucket_boundaries=[b + 1 for b in boundaries],
+            bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+            padding_values=(tf.constant(features.PADDING_ID, tf.int64), None),
+        )
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+class _TrainTimer(keras.callbacks.Callback):
+    """Seconds spent in training steps only (no validation, no start-up) and steps taken."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = 0.0
+        self.steps = 0
+        self._start = 0.0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seconds += time.perf_counter() - self._start
+        self.steps += 1
 
 
 def _vocabulary(tf_transform_output: tft.TFTransformOutput) -> list[str]:
@@ -62,9 +107,17 @@ def model_params(cfg: dict[str, Any], vocab_size: int) -> ModelParams:
         dense_units=int(cfg["dense_units"]),
         num_classes=int(cfg["num_classes"]),
         dropout_keep_prob=float(cfg["dropout_keep_prob"]),
-        learning_rate=float(cfg["learning_rate"]),
+        learning_rate=_learning_rate(cfg),
+        pooling=str(cfg.get("pooling", "last")),
         embeddings_trainable=bool(word_vectors.get("trainable", True)) if word_vectors else True,
     )
+
+
+def _learning_rate(cfg: dict[str, Any]):
+    rate = float(cfg["learning_rate"])
+    if cfg.get("learning_rate_schedule") == "cosine":
+        return keras.optimizers.schedules.CosineDecay(rate, decay_steps=int(cfg["num_iterations"]))
+    return rate
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
@@ -82,29 +135,52 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         logging.info("word vectors: %d of %d vocabulary words found", found, len(vocabulary))
 
     batch_size = int(cfg["batch_size"])
-    train = _dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, True)
-    evaluation = _dataset(fn_args, fn_args.eval_files, tf_transform_output, batch_size, False)
+    bucket = bool(cfg.get("bucket_by_length", False))
+    train = _dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, True, bucket)
+    evaluation = _dataset(
+        fn_args, fn_args.eval_files, tf_transform_output, batch_size, False, bucket
+    )
 
     model = build_model(params, embedding_matrix)
     total_steps = int(fn_args.train_steps)
     steps_per_epoch = min(int(cfg.get("steps_per_epoch", total_steps)), total_steps)
     epochs = math.ceil(total_steps / steps_per_epoch)
     steps_per_epoch = math.ceil(total_steps / epochs)  # spread evenly: epochs x steps ~ total
+    timer = _TrainTimer()
+    callbacks = [
+        keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch"),
+        timer,
+    ]
+    if cfg.get("early_stopping_patience"):
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_accuracy",
+                mode="max",
+                patience=int(cfg["early_stopping_patience"]),
+                restore_best_weights=True,
+            )
+        )
+    started = time.perf_counter()
     history = model.fit(
         train,
         steps_per_epoch=steps_per_epoch,
         epochs=epochs,
         validation_data=evaluation,
         validation_steps=int(fn_args.eval_steps),
-        callbacks=[keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch")],
+        callbacks=callbacks,
         verbose=2,
     )
+    fit_seconds = time.perf_counter() - started
     tf.io.gfile.makedirs(fn_args.model_run_dir)
     with tf.io.gfile.GFile(f"{fn_args.model_run_dir}/{HISTORY_FILE}", "w") as handle:
         json.dump(
             {
                 "steps_per_epoch": steps_per_epoch,
                 "epochs": epochs,
+                "batch_size": batch_size,
+                "train_steps": timer.steps,
+                "train_seconds": timer.seconds,  # in training steps only
+                "fit_seconds": fit_seconds,  # including validation passes
                 "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
             },
             handle,

@@ -127,6 +127,15 @@ class ModelSection(_Section):
     eval_steps: int = Field(20, ge=1)
     dropout_keep_prob: float = Field(0.8, gt=0.0, le=1.0)
     learning_rate: float = Field(1e-3, gt=0.0)
+    # "cosine" decays the learning rate to 0 over num_iterations.
+    learning_rate_schedule: Literal["constant", "cosine"] = "constant"
+    # "last_max_mean" adds the masked max and mean over time to the LSTM's last state.
+    pooling: Literal["last", "last_max_mean"] = "last"
+    # Batch reviews of similar length and cut each batch to its longest review, so the LSTM
+    # does not step through padding (same results, less compute).
+    bucket_by_length: bool = False
+    # Stop after this many validation passes without a better val accuracy; keep the best.
+    early_stopping_patience: int | None = Field(None, ge=1)
     word_vectors: WordVectors | None = None
     seed: int = 42
 

@@ -53,9 +53,12 @@ def test_output_shape_and_rows_sum_to_one(num_classes):
     np.testing.assert_allclose(probs.sum(axis=1), np.ones(3), rtol=1e-5)
 
 
-@pytest.mark.parametrize("bidirectional", [False, True])
-def test_padding_is_masked(bidirectional):
-    model = build_model(_params(bidirectional=bidirectional))
+@pytest.mark.parametrize(
+    "bidirectional,pooling",
+    [(False, "last"), (True, "last"), (False, "last_max_mean"), (True, "last_max_mean")],
+)
+def test_padding_is_masked(bidirectional, pooling):
+    model = build_model(_params(bidirectional=bidirectional, pooling=pooling))
     x = np.array([[5, 7, 0, 0, 0, 0], [3, 0, 0, 0, 0, 0]], dtype=np.int64)
     before = model(x, training=False).numpy()
 
@@ -70,6 +73,18 @@ def test_padding_is_masked(bidirectional):
     # Changing a real token does change the output (the comparison above is not vacuous).
     changed = model(np.array([[5, 8, 0, 0, 0, 0], [4, 0, 0, 0, 0, 0]]), training=False).numpy()
     assert np.all(np.abs(changed - before).max(axis=1) > 1e-6)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("pooling", ["last", "last_max_mean"])
+def test_padded_and_unpadded_copies_agree(bidirectional, pooling):
+    # Training may cut a batch to its longest review; serving sends max_sequence_length tokens.
+    model = build_model(_params(bidirectional=bidirectional, pooling=pooling))
+    short = model(np.array([[5, 7, 2]], dtype=np.int64), training=False).numpy()
+    padded = model(np.array([[5, 7, 2, 0, 0, 0]], dtype=np.int64), training=False).numpy()
+    np.testing.assert_allclose(padded, short, rtol=1e-5, atol=1e-6)
+    empty = model(np.zeros((1, MAX_LEN), dtype=np.int64), training=False).numpy()
+    assert np.all(np.isfinite(empty))
 
 
 def test_dropout_only_in_training():
