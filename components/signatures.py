@@ -15,7 +15,7 @@ import tf_keras as keras
 from components import features
 
 
-def _raw_text_features(
+def raw_text_features(
     text: tf.Tensor, raw_spec: dict[str, tf.io.FixedLenFeature | tf.io.VarLenFeature]
 ) -> dict[str, tf.Tensor | tf.SparseTensor]:
     """Shape raw strings the way the Transform graph expects its ``text`` input."""
@@ -49,7 +49,7 @@ def make_serving_signatures(
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve_raw_text(text):
-        transformed = model.tft_layer(_raw_text_features(text, raw_spec))
+        transformed = model.tft_layer(raw_text_features(text, raw_spec))
         return _outputs(model(transformed[features.TOKENS_KEY], training=False), class_names)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])

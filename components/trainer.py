@@ -11,6 +11,7 @@ import math
 import time
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
@@ -21,6 +22,7 @@ from tfx_bsl.public import tfxio
 from components import features
 from components.model import ModelParams, build_model, load_word_vectors
 from components.signatures import make_serving_signatures
+from components.word_vectors import VECTORS_FILE
 
 # Written next to the TensorBoard logs in the model-run artifact: per-epoch curves for reports.
 HISTORY_FILE = "history.json"
@@ -96,7 +98,7 @@ def _vocabulary(tf_transform_output: tft.TFTransformOutput) -> list[str]:
         return [line.rstrip(b"\n").decode("utf-8", "replace") for line in handle]
 
 
-def model_params(cfg: dict[str, Any], vocab_size: int) -> ModelParams:
+def model_params(cfg: dict[str, Any], vocab_size: int, total_steps: int = 1) -> ModelParams:
     word_vectors = cfg.get("word_vectors") or {}
     return ModelParams(
         vocab_total=features.ID_OFFSET + vocab_size + int(cfg["num_oov_buckets"]),
@@ -107,16 +109,25 @@ def model_params(cfg: dict[str, Any], vocab_size: int) -> ModelParams:
         dense_units=int(cfg["dense_units"]),
         num_classes=int(cfg["num_classes"]),
         dropout_keep_prob=float(cfg["dropout_keep_prob"]),
-        learning_rate=_learning_rate(cfg),
+        learning_rate=_learning_rate(cfg, total_steps),
         pooling=str(cfg.get("pooling", "last")),
         embeddings_trainable=bool(word_vectors.get("trainable", True)) if word_vectors else True,
     )
 
 
-def _learning_rate(cfg: dict[str, Any]):
+def _pretrained_vectors(uri: str, params: ModelParams) -> np.ndarray:
+    with tf.io.gfile.GFile(f"{uri}/{VECTORS_FILE}", "rb") as handle:
+        matrix = np.load(handle)
+    expected = (params.vocab_total, params.embedding_dimension)
+    if matrix.shape != expected:
+        raise ValueError(f"{uri}/{VECTORS_FILE}: shape {matrix.shape}, expected {expected}")
+    return matrix
+
+
+def _learning_rate(cfg: dict[str, Any], total_steps: int):
     rate = float(cfg["learning_rate"])
     if cfg.get("learning_rate_schedule") == "cosine":
-        return keras.optimizers.schedules.CosineDecay(rate, decay_steps=int(cfg["num_iterations"]))
+        return keras.optimizers.schedules.CosineDecay(rate, decay_steps=total_steps)
     return rate
 
 
@@ -125,10 +136,13 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     keras.utils.set_random_seed(int(cfg.get("seed", 42)))
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     vocabulary = _vocabulary(tf_transform_output)
-    params = model_params(cfg, len(vocabulary))
+    total_steps = int(fn_args.train_steps)
+    params = model_params(cfg, len(vocabulary), total_steps)
 
     embedding_matrix = None
-    if cfg.get("word_vectors"):
+    if fn_args.base_model:  # word vectors pre-computed in the pipeline (WordVectorsGen)
+        embedding_matrix = _pretrained_vectors(fn_args.base_model, params)
+    elif cfg.get("word_vectors"):
         embedding_matrix, found = load_word_vectors(
             cfg["word_vectors"]["path"], vocabulary, params, seed=int(cfg.get("seed", 42))
         )
@@ -142,7 +156,6 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     )
 
     model = build_model(params, embedding_matrix)
-    total_steps = int(fn_args.train_steps)
     steps_per_epoch = min(int(cfg.get("steps_per_epoch", total_steps)), total_steps)
     epochs = math.ceil(total_steps / steps_per_epoch)
     steps_per_epoch = math.ceil(total_steps / epochs)  # spread evenly: epochs x steps ~ total

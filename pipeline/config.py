@@ -78,6 +78,8 @@ class DataSection(_Section):
     class_names: list[str] = Field(default_factory=lambda: ["negative", "positive"])
     encoding: str = "utf-8"
     eval_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    # Unlabelled texts, one per line, for model.pretrain_word_vectors (never test data).
+    unlabelled_source: str | None = None
     # Curated schema (ImportSchemaGen); null lets SchemaGen infer one from the statistics.
     schema_path: str | None = None
 
@@ -136,7 +138,12 @@ class ModelSection(_Section):
     bucket_by_length: bool = False
     # Stop after this many validation passes without a better val accuracy; keep the best.
     early_stopping_patience: int | None = Field(None, ge=1)
+    # Pre-computed vectors from a GloVe/word2vec file ...
     word_vectors: WordVectors | None = None
+    # ... or computed inside the pipeline (WordVectorsGen: PPMI + SVD) from the training split
+    # plus data.unlabelled_source (an imported IMDB folder brings its unsup reviews).
+    pretrain_word_vectors: bool = False
+    pretrain_window: int = Field(5, ge=1, le=20)
     seed: int = 42
 
 
@@ -158,6 +165,11 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:
+        if self.model.word_vectors is not None and self.model.pretrain_word_vectors:
+            raise ValueError(
+                "model.word_vectors and model.pretrain_word_vectors are exclusive: "
+                "use a vectors file or pre-train in the pipeline"
+            )
         n = self.model.num_classes
         bad = sorted(k for k, v in self.data.labels.items() if v >= n)
         if bad:

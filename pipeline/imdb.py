@@ -367,6 +367,17 @@ def imported_files(path: str | Path) -> tuple[Path, Path]:
     return train, test
 
 
+def imported_unlabelled(path: str | Path) -> Path | None:
+    """unsup.txt of an imported folder (for word-vector pre-training), if it has one."""
+    folder = Path(path).expanduser()
+    manifest = _read_manifest(folder)
+    files = _manifest_files(manifest) if manifest is not None else None
+    if not files or "unsup" not in files:
+        return None
+    unsup = folder / files["unsup"]["name"]
+    return unsup if unsup.is_file() else None
+
+
 def _summary(manifest: dict[str, Any], out_dir: Path, log: Log) -> None:
     counts = manifest["counts"]
     for split in ("train", "test"):

@@ -12,6 +12,7 @@ from tfx.dsl.components.base import executor_spec
 
 from components import versioned_pusher
 from components.anomaly_gate import AnomalyGate
+from components.word_vectors import WordVectorsGen
 
 PREPROCESSING_FN = "components.preprocessing.preprocessing_fn"
 RUN_FN = "components.trainer.run_fn"
@@ -26,6 +27,7 @@ IMPORT_SCHEMA_GEN = "ImportSchemaGen"
 EXAMPLE_VALIDATOR = "ExampleValidator"
 ANOMALY_GATE = "AnomalyGate"
 TRANSFORM = "Transform"
+WORD_VECTORS = "WordVectorsGen"
 TRAINER = "Trainer"
 RESOLVER = "latest_blessed_model_resolver"
 EVALUATOR = "Evaluator"
@@ -49,10 +51,12 @@ def create_pipeline(
     metadata_connection_config: Any | None = None,
     beam_pipeline_args: list[str] | None = None,
     enable_cache: bool = True,
+    word_vectors: dict[str, Any] | None = None,
 ) -> tfx.dsl.Pipeline:
     """Build the TFX pipeline.
 
     ``data_root`` holds prepared CSV files in ``train/``, ``eval/`` and optionally ``test/``.
+    ``word_vectors`` (parameters of WordVectorsGen) adds in-pipeline word-vector pre-training.
     """
     splits = [TRAIN, EVAL] + ([TEST] if has_test_split else [])
     components: list[Any] = []
@@ -102,12 +106,25 @@ def create_pipeline(
     transform.add_upstream_node(anomaly_gate)
     components.append(transform)
 
+    base_model = None
+    if word_vectors is not None:
+        # Word vectors from the training split (+ unlabelled text), in the model's own token ids;
+        # the Trainer receives them as its base_model and initialises the embedding from them.
+        vectors = WordVectorsGen(
+            transform_graph=transform.outputs["transform_graph"],
+            transformed_examples=transform.outputs["transformed_examples"],
+            **word_vectors,
+        )
+        components.append(vectors)
+        base_model = vectors.outputs["word_vectors"]
+
     # The LSTM; exports a SavedModel with the Transform graph and two serving signatures.
     trainer = tfx.components.Trainer(
         run_fn=RUN_FN,
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
+        base_model=base_model,
         train_args=tfx.proto.TrainArgs(splits=[TRAIN], num_steps=train_steps),
         eval_args=tfx.proto.EvalArgs(splits=[EVAL], num_steps=eval_steps),
         custom_config=trainer_config,

@@ -12,6 +12,7 @@ from tfx import v1 as tfx
 from pipeline import evaluation
 from pipeline.config import Config
 from pipeline.data import PreparedData, prepare_inputs
+from pipeline.imdb import imported_unlabelled, is_imported_dir
 from pipeline.pipeline import create_pipeline
 
 
@@ -59,6 +60,24 @@ def trainer_custom_config(config: Config) -> dict[str, Any]:
     }
 
 
+def word_vectors_params(config: Config) -> dict[str, Any] | None:
+    """WordVectorsGen parameters, or None when the model does not pre-train word vectors."""
+    m, d = config.model, config.data
+    if not m.pretrain_word_vectors:
+        return None
+    unlabelled = d.unlabelled_source
+    if unlabelled is None and is_imported_dir(d.source):
+        found = imported_unlabelled(d.source)
+        unlabelled = str(found) if found else None
+    return {
+        "dimension": m.embedding_dimension,
+        "num_oov_buckets": config.transform.num_oov_buckets,
+        "unlabelled_text": absolute(unlabelled) if unlabelled else "",
+        "window": m.pretrain_window,
+        "seed": m.seed,
+    }
+
+
 def build_pipeline(
     config: Config, data_root: str, has_test_split: bool, metadata_connection_config: Any = None
 ) -> tfx.dsl.Pipeline:
@@ -84,6 +103,7 @@ def build_pipeline(
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(p.beam_pipeline_args),
         enable_cache=p.enable_cache,
+        word_vectors=word_vectors_params(config),
     )
 
 
@@ -91,7 +111,10 @@ def check_paths(config: Config) -> None:
     """Fail early, naming the key, when a configured file does not exist."""
     from pipeline.config import ConfigError
 
-    checks = [("data.schema_path", config.data.schema_path)]
+    checks = [
+        ("data.schema_path", config.data.schema_path),
+        ("data.unlabelled_source", config.data.unlabelled_source),
+    ]
     if config.model.word_vectors is not None:
         checks.append(("model.word_vectors.path", config.model.word_vectors.path))
     for key, value in checks:

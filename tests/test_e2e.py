@@ -112,7 +112,7 @@ def test_trainer_writes_tensorboard_logs_and_history(runs):
     model_run = Path(runs["statuses"][0].model_run_uri)
     assert list(model_run.rglob("events.out.tfevents.*")), "no TensorBoard event files"
     history = json.loads((model_run / "history.json").read_text())
-    assert history["epochs"] * history["steps_per_epoch"] == 4  # num_iterations
+    assert history["epochs"] * history["steps_per_epoch"] == 4 == history["train_steps"]
     assert len(history["history"]["loss"]) == history["epochs"]
     assert len(history["history"]["val_accuracy"]) == history["epochs"]
 
@@ -202,3 +202,38 @@ def test_schema_anomaly_stops_the_run_before_training(tmp_path):
     assert states[p.ANOMALY_GATE] == "failed"
     assert p.TRANSFORM not in states and p.TRAINER not in states
     assert not Path(cfg.pipeline.resolved_serving_dir).exists()
+
+
+def test_trainer_with_word_vectors_bucketing_pooling_schedule_and_early_stopping(tmp_path):
+    # The levers configs/imdb.yaml uses, through the real components: word vectors pre-computed
+    # in the pipeline from train + unlabelled text, length-bucketed batches, last+max+mean
+    # pooling, a BiLSTM, cosine learning rate and early stopping.
+    unlabelled = tmp_path / "unlabelled.txt"
+    unlabelled.write_text("a fine and moving film\nthe plot was dull and slow\n" * 20)
+    cfg = _config(
+        tmp_path,
+        "model.pretrain_word_vectors=true",
+        f"data.unlabelled_source={unlabelled}",
+        "model.bucket_by_length=true",
+        "model.pooling=last_max_mean",
+        "model.bidirectional=true",
+        "model.learning_rate_schedule=cosine",
+        "model.early_stopping_patience=1",
+        "model.num_iterations=6",
+        "model.steps_per_epoch=2",
+        "evaluation.baseline=none",
+    )
+    result = run_pipeline(cfg)
+    status = read_run(result.metadata_path, result.pipeline_name)
+    states = _states(status)
+    assert states[p.WORD_VECTORS] == "executed"
+    assert states[p.TRAINER] == "executed" and status.pushed is True
+    vectors_dir = Path(cfg.pipeline.resolved_pipeline_root) / p.WORD_VECTORS / "word_vectors"
+    (vectors_file,) = vectors_dir.rglob("vectors.npy")
+    vectors = np.load(vectors_file)
+    assert vectors.shape[1] == 4 and np.all(vectors[0] == 0)
+    history = json.loads((Path(status.model_run_uri) / "history.json").read_text())
+    assert 2 <= history["train_steps"] <= 6 and history["train_seconds"] > 0
+    loaded = tf.saved_model.load(status.pushed_destination)
+    out = loaded.signatures["serving_default"](text=tf.constant(["Short.", "A much longer " * 20]))
+    assert out["probabilities"].shape == (2, 2)
