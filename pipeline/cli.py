@@ -97,6 +97,7 @@ def run(
 
     from pipeline.data import InputDataError
     from pipeline.imdb import ImdbImportError
+    from pipeline.locking import PipelineBusyError
     from pipeline.report import print_summary
     from pipeline.runner import run_pipeline
 
@@ -106,7 +107,7 @@ def run(
     )
     try:
         result = run_pipeline(cfg)
-    except (ConfigError, InputDataError, ImdbImportError) as exc:
+    except (ConfigError, InputDataError, ImdbImportError, PipelineBusyError) as exc:
         _fail(str(exc))
     except Exception as exc:  # noqa: BLE001 - the top of the CLI: report, then exit non-zero
         if debug:

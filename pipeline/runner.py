@@ -13,6 +13,7 @@ from pipeline import evaluation
 from pipeline.config import Config
 from pipeline.data import PreparedData, prepare_inputs
 from pipeline.imdb import imported_unlabelled, is_imported_dir
+from pipeline.locking import run_lock
 from pipeline.pipeline import create_pipeline
 
 
@@ -142,13 +143,14 @@ def run_pipeline(config: Config) -> RunResult:
     connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path)
     pipeline = build_pipeline(config, str(prepared.root), prepared.has_test, connection)
     started = time.time()
-    if config.pipeline.runner == "beam":
-        # BeamDagRunner is not part of tfx.v1; this is its documented import path in TFX 1.16.
-        from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
+    with run_lock(metadata_path):
+        if config.pipeline.runner == "beam":
+            # BeamDagRunner is not part of tfx.v1; this is its documented import path (TFX 1.16).
+            from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
 
-        BeamDagRunner().run(pipeline)
-    else:
-        tfx.orchestration.LocalDagRunner().run(pipeline)
+            BeamDagRunner().run(pipeline)
+        else:
+            tfx.orchestration.LocalDagRunner().run(pipeline)
     return RunResult(
         config=config,
         prepared=prepared,
