@@ -49,6 +49,15 @@ def pushed_versions(base_directory: str) -> dict[str, dict[str, Any]]:
     return versions
 
 
+def _remove_stale_staging(base_directory: str) -> None:
+    """Remove staging directories left by pushes that were killed half-way."""
+    for name in fileio.listdir(base_directory):
+        name = name.rstrip("/")
+        if name.startswith(".staging-"):
+            logging.info("Removing %s, left by an interrupted push.", name)
+            fileio.rmtree(os.path.join(base_directory, name))
+
+
 class Executor(tfx_pusher_executor.Executor):
     """Pusher executor: atomic, de-duplicated filesystem pushes."""
 
@@ -86,6 +95,7 @@ class Executor(tfx_pusher_executor.Executor):
                 return
 
         fileio.makedirs(base)
+        _remove_stale_staging(base)
         version = int(time.time())
         while fileio.exists(os.path.join(base, str(version))):
             version += 1
