@@ -33,6 +33,7 @@ class ModelParams:
     learning_rate: float | keras.optimizers.schedules.LearningRateSchedule = 1e-3
     embeddings_trainable: bool = True
     pooling: str = "last"  # "last" or "last_max_mean"
+    embedding_dropout: float = 0.0  # drops whole embedding channels (SpatialDropout1D)
 
 
 @keras.utils.register_keras_serializable(package="sentiment")
@@ -78,6 +79,8 @@ def build_model(params: ModelParams, embedding_matrix: np.ndarray | None = None)
         trainable=params.embeddings_trainable,
         name="embedding",
     )(tokens)
+    if params.embedding_dropout > 0:
+        x = keras.layers.SpatialDropout1D(params.embedding_dropout, name="embedding_dropout")(x)
     if params.pooling not in ("last", "last_max_mean"):
         raise ValueError(f"unknown pooling {params.pooling!r}")
     pooled = params.pooling == "last_max_mean"

@@ -111,7 +111,12 @@ def model_params(cfg: dict[str, Any], vocab_size: int, total_steps: int = 1) -> 
         dropout_keep_prob=float(cfg["dropout_keep_prob"]),
         learning_rate=_learning_rate(cfg, total_steps),
         pooling=str(cfg.get("pooling", "last")),
-        embeddings_trainable=bool(word_vectors.get("trainable", True)) if word_vectors else True,
+        embedding_dropout=float(cfg.get("embedding_dropout", 0.0)),
+        embeddings_trainable=bool(
+            word_vectors.get("trainable", True)
+            if word_vectors
+            else cfg.get("pretrain_trainable", True)
+        ),
     )
 
 

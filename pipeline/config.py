@@ -128,6 +128,8 @@ class ModelSection(_Section):
     steps_per_epoch: int = Field(100, ge=1)
     eval_steps: int = Field(20, ge=1)
     dropout_keep_prob: float = Field(0.8, gt=0.0, le=1.0)
+    # Fraction of embedding channels dropped during training (SpatialDropout1D); 0 = off.
+    embedding_dropout: float = Field(0.0, ge=0.0, lt=1.0)
     learning_rate: float = Field(1e-3, gt=0.0)
     # "cosine" decays the learning rate to 0 over num_iterations.
     learning_rate_schedule: Literal["constant", "cosine"] = "constant"
@@ -144,6 +146,8 @@ class ModelSection(_Section):
     # plus data.unlabelled_source (an imported IMDB folder brings its unsup reviews).
     pretrain_word_vectors: bool = False
     pretrain_window: int = Field(5, ge=1, le=20)
+    # Fine-tune the pre-computed vectors (true) or keep them frozen (false).
+    pretrain_trainable: bool = True
     seed: int = 42
 
 

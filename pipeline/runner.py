@@ -53,6 +53,8 @@ def trainer_custom_config(config: Config) -> dict[str, Any]:
         "learning_rate": m.learning_rate,
         "learning_rate_schedule": m.learning_rate_schedule,
         "pooling": m.pooling,
+        "embedding_dropout": m.embedding_dropout,
+        "pretrain_trainable": m.pretrain_trainable,
         "bucket_by_length": m.bucket_by_length,
         "early_stopping_patience": m.early_stopping_patience,
         "word_vectors": word_vectors,
