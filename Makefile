@@ -10,14 +10,16 @@ LOCK := requirements/lock.txt
 STAMP := $(VENV)/.installed
 CONFIG ?= configs/sample.yaml
 PYTEST_ARGS ?=
+IMDB ?= ../shared/data/imdb/aclImdb_v1.tar.gz
 
-.PHONY: help install run test lint bench-sample clean lock
+.PHONY: help install run test lint bench-sample bench-imdb clean lock
 
 help:
 	@echo "make run          run the pipeline on the embedded sample (installs first if needed)"
 	@echo "make test         run the test suite (installs first if needed)"
 	@echo "make lint         ruff"
 	@echo "make bench-sample time a full sample run (bench/sample_run.py)"
+	@echo "make bench-imdb   full IMDB benchmark (bench/imdb.py): IMDB=archive|URL [BENCH_ARGS=--skip-peer]"
 	@echo "make clean        remove runs/ (keeps .venv)"
 
 # Python 3.10 from PATH, else from pyenv; a clear message when neither has it.
@@ -54,6 +56,9 @@ lint: $(STAMP)
 
 bench-sample: $(STAMP)
 	$(PY) bench/sample_run.py
+
+bench-imdb: $(STAMP)
+	$(PY) -m bench.imdb --archive $(IMDB) $(BENCH_ARGS)
 
 clean:
 	rm -rf runs
