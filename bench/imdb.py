@@ -81,6 +81,17 @@ OTHER_FIGURES: list[tuple[str, str, str]] = [
 ]
 
 
+def model_to_measure(status: Any, what: str) -> Path:
+    """The pushed version, or the candidate when it was not pushed (so figures still exist)."""
+    from pipeline.predict import newest_version
+
+    if status.pushed_destination:
+        return newest_version(Path(status.pushed_destination))
+    if status.model_uri:
+        return Path(status.model_uri) / "Format-Serving"
+    raise BenchError(f"{what} produced no model")
+
+
 class BenchError(RuntimeError):
     """A step of the benchmark failed; the message says which and where its log is."""
 
@@ -697,7 +708,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_tensorflow()
     from pipeline.config import ConfigError, load_config
     from pipeline.imdb import MANIFEST, TEST_CSV
-    from pipeline.predict import newest_version
     from pipeline.status import read_run
 
     work = args.work_dir.expanduser().resolve()
@@ -739,13 +749,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     component_seconds = {c.node_id: c.seconds for c in status.components}
 
     print("[4/7] measuring the pushed model on every test review", flush=True)
-    pushed = Path(status.pushed_destination) if status.pushed_destination else None
-    if pushed is not None:
-        model_dir = newest_version(pushed)
-    elif status.model_uri:  # not blessed: measure the candidate so the figures still exist
-        model_dir = Path(status.model_uri) / "Format-Serving"
-    else:
-        raise BenchError("the run produced no model")
+    model_dir = model_to_measure(status, "the run")
     texts, labels = read_labelled_csv(data_dir / TEST_CSV)
     serving = measure_serving(
         pipeline_scorer(model_dir),
@@ -797,7 +801,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "evaluator_metrics": metrics,
         "blessed": status.blessed,
         "blessing_reasons": status.reasons,
-        "pushed_model": str(model_dir) if pushed is not None else None,
+        "pushed_model": str(model_dir) if status.pushed_destination else None,
         "measured_model": str(model_dir),
         "wall_seconds_total": run.seconds,
         "component_seconds": component_seconds,

@@ -184,12 +184,12 @@ def run_peer(
         check,
         dir_bytes,
         measure_serving,
+        model_to_measure,
         read_labelled_csv,
         reset_dir,
         run_measured,
     )
     from pipeline.imdb import TEST_CSV, TRAIN_CSV
-    from pipeline.predict import newest_version
     from pipeline.status import read_run
 
     source = Path(archive_dir).expanduser().resolve()
@@ -210,12 +210,7 @@ def run_peer(
     name = pipeline_name()
     status = read_run(str(paths["metadata"]), name)
     component_seconds = {c.node_id: c.seconds for c in status.components}
-    if status.pushed_destination:
-        model_dir = newest_version(Path(status.pushed_destination))
-    elif status.model_uri:
-        model_dir = Path(status.model_uri) / "Format-Serving"
-    else:
-        raise RuntimeError("the TFX IMDB example produced no model")
+    model_dir = model_to_measure(status, "the TFX IMDB example")
 
     texts, labels = read_labelled_csv(source / TEST_CSV)
     serving = measure_serving(
