@@ -87,9 +87,13 @@ def _files_of(location: str, what: str) -> list[Path]:
     if path.is_file():
         return [path]
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in _SUFFIXES)
+        # Only .csv/.tsv in a folder (a stray README.txt is not data); a .txt file named
+        # explicitly is read as CSV.
+        files = sorted(
+            p for p in path.iterdir() if p.is_file() and p.suffix.lower() in (".csv", ".tsv")
+        )
         if not files:
-            raise InputDataError(f"{what} {path}: the folder has no .csv, .tsv or .txt files")
+            raise InputDataError(f"{what} {path}: the folder has no .csv or .tsv files")
         return files
     raise InputDataError(f"{what} {path}: no such file or folder")
 

@@ -499,6 +499,7 @@ def test_missing_path(tmp_path):
 def test_folder_without_csv_files(tmp_path):
     folder = tmp_path / "empty"
     write(folder / "readme.md", "text,label\nfine,1\n")
+    write(folder / "notes.txt", "text,label\nfine,1\n")  # .txt only when named explicitly
     write(folder / "data.json", "{}")
     (folder / "nested.csv").mkdir()  # a folder named like a CSV is not a file
     msg = error_of(resolve_sources, DataSection(source=str(folder)))
