@@ -512,3 +512,34 @@ def test_prepare_reports_errors_from_any_source(tmp_path):
     msg = error_of(prepare_inputs, DataSection(source=str(good), test_source=str(bad)), tmp_path)
     assert msg.startswith(f"{bad}, row 2, column 'label': label '2'")
     assert not (tmp_path / "inputs").exists()
+
+
+# ------------------------------------------------------------- documented handling of odd input
+
+
+def test_a_one_megabyte_review_is_kept_whole(tmp_path):
+    huge = "word " * 200_000  # 1 MB of text in one field
+    path = write(tmp_path / "big.csv", csv_text([["text", "label"], [huge, "1"], *FILLER]))
+    prepared = prepare_inputs(DataSection(source=str(path)), tmp_path / "work")
+    rows = prepared_rows(prepared.root)
+    kept = [t for split in rows.values() for t, _ in split if t.startswith("word word")]
+    assert kept == [huge.strip()]  # Transform truncates later; the input loses nothing
+
+
+def test_html_emoji_and_right_to_left_text_round_trip(tmp_path):
+    texts = ["Great<br />film 😀👍", "סרט נהדר מאוד", "فيلم رائع جدا", "<i>dull</i> &amp; long"]
+    path = write(
+        tmp_path / "u.csv", csv_text([["text", "label"], *[[t, "1"] for t in texts], *FILLER])
+    )
+    prepared = prepare_inputs(DataSection(source=str(path)), tmp_path / "work")
+    written = {t for split in prepared_rows(prepared.root).values() for t, _ in split}
+    assert set(texts) <= written  # unchanged: HTML is stripped by Transform, not here
+
+
+def test_duplicate_rows_are_kept_and_share_a_split(tmp_path):
+    dup = ["the same review, twice", "0"]
+    path = write(tmp_path / "d.csv", csv_text([["text", "label"], dup, *FILLER, dup]))
+    prepared = prepare_inputs(DataSection(source=str(path)), tmp_path / "work")
+    rows = prepared_rows(prepared.root)
+    where = [s for s, split in rows.items() for t, _ in split if t == dup[0]]
+    assert len(where) == 2 and where[0] == where[1]
