@@ -237,3 +237,22 @@ def test_trainer_with_word_vectors_bucketing_pooling_schedule_and_early_stopping
     loaded = tf.saved_model.load(status.pushed_destination)
     out = loaded.signatures["serving_default"](text=tf.constant(["Short.", "A much longer " * 20]))
     assert out["probabilities"].shape == (2, 2)
+
+
+def test_predict_handles_empty_very_long_and_unusual_text(runs):
+    from pipeline.predict import Predictor
+
+    predictor = Predictor.load(runs["serving"])
+    texts = ["", "   ", "word " * 50_000, "😀 סרט נהדר", 12345]
+    results = predictor.predict(texts)
+    assert [r["text"] for r in results] == [str(t) for t in texts]
+    for r in results:
+        assert r["class_name"] in ("negative", "positive")
+        assert abs(sum(r["probabilities"]) - 1.0) < 1e-5
+
+
+def test_created_files_are_not_world_writable(runs):
+    for path in [runs["work"], *runs["work"].rglob("*")]:
+        if path.is_symlink():
+            continue
+        assert not path.stat().st_mode & 0o002, path

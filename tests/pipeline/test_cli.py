@@ -2,6 +2,8 @@
 
 import tarfile
 
+import pytest
+
 from typer.testing import CliRunner
 
 from pipeline.cli import app
@@ -71,3 +73,34 @@ def test_import_imdb_rejects_a_broken_archive(tmp_path):
         pass  # an empty archive: no reviews at all
     result, output = _invoke("data", "import-imdb", str(archive), str(tmp_path / "out"))
     assert result.exit_code == 2 and str(archive) in output and "Traceback" not in output
+
+
+BAD_INPUTS = {
+    "unbalanced_quotes": ('text,label\n"never closed,1\nfine,0\n', "malformed CSV"),
+    "wrong_column_count": ("text,label\nfine,1,extra\n", "3 fields, expected 2"),
+    "missing_label_column": ("text,stars\nfine,1\n", "missing column(s) ['label']"),
+    "label_outside_mapping": ("text,label\nfine,1\nok,7\n", "label '7' is not one of"),
+    "invalid_utf8": (b"text,label\ncaf\xe9,1\n", "are not valid utf-8"),
+    "empty_file": ("", "the file is empty"),
+    "header_only": ("text,label\n", "no data rows"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_fails_before_any_component(tmp_path, case):
+    content, expected = BAD_INPUTS[case]
+    data = tmp_path / "reviews.csv"
+    data.write_bytes(content if isinstance(content, bytes) else content.encode())
+    work = tmp_path / "work"
+    result, output = _invoke("run", "--data", str(data), "--set", f"pipeline.work_dir={work}")
+    assert result.exit_code == 2, output
+    assert str(data) in output and expected in output
+    assert "Traceback" not in output
+    assert not (work / "metadata.sqlite").exists() and not (work / "serving").exists()
+
+
+def test_missing_input_folder(tmp_path):
+    result, output = _invoke(
+        "run", "--data", str(tmp_path / "nowhere"), "--set", f"pipeline.work_dir={tmp_path}"
+    )
+    assert result.exit_code == 2 and "no such file or folder" in output
