@@ -3,7 +3,6 @@
 import tarfile
 
 import pytest
-
 from typer.testing import CliRunner
 
 from pipeline.cli import app
