@@ -120,6 +120,36 @@ def run(
     print_summary(console, result)
 
 
+STATUS_HELP = """List recent runs from ML Metadata (per component: executed, cached or failed, and
+duration; metrics, blessing, push) and the versions in the serving directory.
+
+Examples:
+
+  sentiment-pipeline status
+
+  sentiment-pipeline status --config configs/imdb.yaml --runs 10
+"""
+
+
+@app.command(help=STATUS_HELP, short_help="List recent runs and pushed versions.")
+def status(
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML config."),
+    overrides: list[str] = typer.Option([], "--set", help="Override a config key."),
+    runs: int = typer.Option(5, "--runs", "-n", min=1, help="How many recent runs."),
+) -> None:
+    _quiet_logs(False)
+    try:
+        cfg = load_config(config, overrides)
+    except ConfigError as exc:
+        _fail(str(exc))
+    from pipeline.report import print_status
+
+    try:
+        print_status(console, cfg, runs)
+    except (FileNotFoundError, LookupError) as exc:
+        _fail(str(exc))
+
+
 PREDICT_HELP = """Classify texts with a SavedModel (a pushed version, or the serving directory:
 its newest version is used).
 
@@ -171,6 +201,40 @@ def predict(
     for p in predictions:
         table.add_row(p["class_name"], f"{p['probability']:.3f}", p["text"])
     console.print(table)
+
+
+SERVE_HELP = """Serve pushed versions over HTTP in TensorFlow Serving's REST shape (newest version;
+a newly pushed one is picked up without a restart).
+
+Examples:
+
+  sentiment-pipeline serve --model-dir runs/sample/serving
+
+  curl -d '{"instances": ["A wonderful film."]}' localhost:8501/v1/models/sentiment:predict
+
+  curl localhost:8501/v1/models/sentiment
+"""
+
+
+@app.command(help=SERVE_HELP, short_help="Serve the pushed model over HTTP (TF Serving REST).")
+def serve(
+    model_dir: Path = typer.Option(..., "--model-dir", help="The serving directory."),
+    port: int = typer.Option(8501, "--port", min=0, max=65535),
+    host: str = typer.Option("127.0.0.1", "--host", help="Bind address (loopback by default)."),
+    name: str = typer.Option("sentiment", "--name", help="Model name in the URL."),
+) -> None:
+    _quiet_logs(False)
+    from pipeline.serve import make_server
+
+    server = make_server(model_dir, name, host=host, port=port)
+    address = f"http://{host}:{server.server_address[1]}/v1/models/{name}"
+    console.print(f"serving {model_dir} at {address} (Ctrl-C to stop)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
 
 
 IMPORT_HELP = """Convert the official IMDB archive (aclImdb_v1.tar.gz layout) into pipeline input:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.runner import RunResult
-from pipeline.status import read_run
+from components.versioned_pusher import pushed_versions
+from pipeline.config import Config
+from pipeline.runner import RunResult, absolute
+from pipeline.status import open_store, read_run, run_ids
 
 _HEADLINE = [
     "example_count",
@@ -62,3 +64,51 @@ def print_summary(console: Console, result: RunResult) -> None:
         reason = status.not_pushed_reason or "the model is not blessed"
         console.print(f"[bold]Not pushed[/] ({reason}): the serving directory is unchanged.")
     console.print(f"Wall time {result.seconds:.1f} s; metadata {result.metadata_path}")
+
+
+def print_status(console: Console, config: Config, limit: int) -> None:
+    """Recent runs (newest first) and the versions in the serving directory."""
+    metadata = absolute(config.pipeline.resolved_metadata_path)
+    name = config.pipeline.name
+    ids = run_ids(open_store(metadata), name)
+    if not ids:
+        raise LookupError(f"no runs of pipeline '{name}' in {metadata}")
+    runs = Table(title=f"Recent runs of {name} ({len(ids)} in all)")
+    for column in ("run", "executed", "cached", "failed", "seconds", "accuracy", "verdict"):
+        runs.add_column(column, justify="right" if column != "run" else "left")
+    for run_id in reversed(ids[-limit:]):
+        status = read_run(metadata, name, run_id)
+        counts = {state: 0 for state in ("executed", "cached", "failed")}
+        for c in status.components:
+            counts[c.state] = counts.get(c.state, 0) + 1
+        accuracy = status.metrics.get("binary_accuracy") or status.metrics.get(
+            "sparse_categorical_accuracy"
+        )
+        if status.pushed:
+            verdict = f"pushed {status.pushed_destination.rsplit('/', 1)[-1]}"
+        elif status.blessed is False:
+            verdict = "not blessed"
+        elif counts["failed"]:
+            verdict = "failed"
+        else:
+            verdict = status.not_pushed_reason or "not pushed"
+        runs.add_row(
+            run_id,
+            str(counts["executed"]),
+            str(counts["cached"]),
+            str(counts["failed"]),
+            f"{sum(c.seconds for c in status.components):.1f}",
+            "" if accuracy is None else f"{accuracy:.4f}",
+            verdict,
+        )
+    console.print(runs)
+
+    serving = absolute(config.pipeline.resolved_serving_dir)
+    versions = pushed_versions(serving)
+    table = Table(title=f"Versions in {serving}")
+    table.add_column("version")
+    table.add_column("pushed at")
+    table.add_column("model")
+    for version, provenance in sorted(versions.items(), reverse=True):
+        table.add_row(version, provenance.get("pushed_at", "?"), provenance.get("model_uri", "?"))
+    console.print(table if versions else f"No versions in {serving} yet.")

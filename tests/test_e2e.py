@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -160,6 +162,27 @@ def test_predict_cli_answers_from_the_serving_dir(runs):
     assert '"class_name"' in result.output and "What a great movie" in result.output
 
 
+def test_status_lists_runs_cache_hits_and_versions(runs):
+    schema = REPO / "configs" / "schema" / "sentiment.pbtxt"
+    result = CliRunner().invoke(
+        app,
+        ["status", "--config", str(REPO / "configs" / "sample.yaml")]
+        + ["--set", f"pipeline.work_dir={runs['work']}", "--set", f"data.schema_path={schema}"],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    run_rows = [line for line in lines if any(s.run_id in line for s in runs["statuses"])]
+    assert len(run_rows) == 3  # every run listed
+    first, second, third = (s.run_id for s in runs["statuses"])
+    row = {rid: next(line for line in run_rows if rid in line) for rid in (first, second, third)}
+    assert " 10 " in row[first] and "pushed" in row[first]  # 10 executed
+    assert " 7 " in row[second]  # 7 cached in the second run
+    assert "not blessed" in row[third]
+    (version,) = [d.name for d in runs["serving"].iterdir()]
+    assert version in result.output
+
+
 def test_second_run_is_cached(runs):
     states = _states(runs["statuses"][1])
     for node in (p.EXAMPLE_GEN, p.STATISTICS_GEN, p.TRANSFORM, p.TRAINER):
@@ -256,3 +279,69 @@ def test_created_files_are_not_world_writable(runs):
         if path.is_symlink():
             continue
         assert not path.stat().st_mode & 0o002, path
+
+
+def test_local_serving_matches_the_saved_model_and_rejects_bad_requests(runs):
+    import base64
+    import threading
+    import urllib.error
+    import urllib.request
+
+    from pipeline.serve import make_server
+
+    server = make_server(runs["serving"], "sentiment", port=0, max_body_bytes=4096)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/v1/models"
+
+    def call(path, body=None, raw=None):
+        data = raw if raw is not None else (json.dumps(body).encode() if body else None)
+        request = urllib.request.Request(base + path, data=data)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
+
+    try:
+        (version,) = [d.name for d in runs["serving"].iterdir()]
+        status, body = call("/sentiment")
+        assert status == 200 and body["model_version_status"][0]["version"] == version
+
+        texts = ["A lovely film.", "Awful."]
+        status, body = call("/sentiment:predict", {"instances": texts})
+        loaded = tf.saved_model.load(str(runs["serving"] / version))
+        direct = loaded.signatures["serving_default"](text=tf.constant(texts))
+        assert status == 200
+        got = np.array([p["probabilities"] for p in body["predictions"]])
+        np.testing.assert_allclose(got, direct["probabilities"].numpy(), rtol=1e-5)
+
+        example = tf.train.Example(
+            features=tf.train.Features(
+                feature={"text": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"Awful."]))}
+            )
+        ).SerializeToString()
+        status, body = call(
+            "/sentiment:predict",
+            {
+                "signature_name": "serving_tf_example",
+                "instances": [{"b64": base64.b64encode(example).decode()}],
+            },
+        )
+        assert status == 200
+        np.testing.assert_allclose(body["predictions"][0]["probabilities"], got[1], rtol=1e-5)
+
+        assert call("/sentiment:predict", raw=b"{not json")[0] == 400
+        assert call("/sentiment:predict", {"instances": [1, 2]})[0] == 400
+        assert call("/other:predict", {"instances": ["x"]})[0] == 404
+        assert call("/sentiment:predict", raw=b'{"instances": ["' + b"x" * 5000 + b'"]}')[0] == 413
+
+        # A newly pushed version is picked up without a restart.
+        newer = str(int(version) + 1)
+        shutil.copytree(runs["serving"] / version, runs["serving"] / newer)
+        time.sleep(1.1)
+        status, body = call("/sentiment:predict", {"instances": texts})
+        assert status == 200 and body["version"] == newer
+    finally:
+        server.shutdown()
+        server.server_close()
+        shutil.rmtree(runs["serving"] / str(int(version) + 1), ignore_errors=True)
