@@ -27,6 +27,15 @@ def raw_text_features(
     return {features.TEXT_KEY: tf.SparseTensor(indices, tf.reshape(text, [-1]), [batch, 1])}
 
 
+def _trimmed_tokens(transformed: dict[str, tf.Tensor]) -> tf.Tensor:
+    """Token ids cut to the longest review of the batch: the LSTM does not step through
+    padding that every review has (masking makes the result the same, only faster)."""
+    tokens = transformed[features.TOKENS_KEY]
+    longest = tf.reduce_max(transformed[features.TOKEN_COUNT_KEY])  # empty batch: clipped to 1
+    length = tf.clip_by_value(longest, 1, tf.shape(tokens, out_type=tf.int64)[1])
+    return tokens[:, :length]
+
+
 def _outputs(probabilities: tf.Tensor, class_names: Sequence[str]) -> dict[str, tf.Tensor]:
     label = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
     outputs = {
@@ -50,13 +59,13 @@ def make_serving_signatures(
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve_raw_text(text):
         transformed = model.tft_layer(raw_text_features(text, raw_spec))
-        return _outputs(model(transformed[features.TOKENS_KEY], training=False), class_names)
+        return _outputs(model(_trimmed_tokens(transformed), training=False), class_names)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_tf_examples(serialized):
         parsed = tf.io.parse_example(serialized, raw_spec)
         transformed = model.tft_layer(parsed)
-        return _outputs(model(transformed[features.TOKENS_KEY], training=False), class_names)
+        return _outputs(model(_trimmed_tokens(transformed), training=False), class_names)
 
     return {
         features.SERVING_RAW: serve_raw_text.get_concrete_function(),
