@@ -687,6 +687,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )  # fmt: skip
     parser.add_argument("--skip-peer", action="store_true", help="do not run the TFX example")
     parser.add_argument(
+        "--peer-from", metavar="JSON",
+        help="reuse the peer figures of an earlier results file instead of re-running it",
+    )  # fmt: skip
+    parser.add_argument(
         "--peer-steps", type=parse_steps, default=(PEER_TRAIN_STEPS, PEER_EVAL_STEPS),
         metavar="TRAIN/EVAL", help="peer train/eval steps (default: its documented 7000/800)",
     )  # fmt: skip
@@ -830,7 +834,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return report
 
     peer: dict[str, Any] = {"skipped": True}
-    if args.skip_peer:
+    if args.peer_from:
+        earlier = json.loads(Path(args.peer_from).read_text(encoding="utf-8"))
+        peer = {**earlier["peer"], "reused_from": f"{args.peer_from} ({earlier.get('date')})"}
+        print(f"[7/7] peer figures reused from {args.peer_from} ({earlier.get('date')})")
+    elif args.skip_peer:
         print("[7/7] peer skipped (--skip-peer)")
     else:
         # This pipeline's figures are on disk before the (long) peer run starts.

@@ -68,14 +68,10 @@ def build_model(params: ModelParams, embedding_matrix: np.ndarray | None = None)
     # Any length up to max_sequence_length: serving sends the padded Transform output, training
     # may send batches cut to their longest review.
     tokens = keras.Input(shape=(None,), dtype=tf.int64, name=features.TOKENS_KEY)
-    initializer = (
-        keras.initializers.Constant(embedding_matrix) if embedding_matrix is not None else "uniform"
-    )
     x = keras.layers.Embedding(
         params.vocab_total,
         params.embedding_dimension,
         mask_zero=True,  # id 0 is padding: the LSTM skips it
-        embeddings_initializer=initializer,
         trainable=params.embeddings_trainable,
         name="embedding",
     )(tokens)
@@ -105,6 +101,10 @@ def build_model(params: ModelParams, embedding_matrix: np.ndarray | None = None)
         params.num_classes, activation="softmax", name=features.OUTPUT_PROBABILITIES
     )(x)
     model = keras.Model(inputs=tokens, outputs=probabilities, name="sentiment_lstm")
+    if embedding_matrix is not None:
+        # Set after building, not as a Constant initializer: an initializer constant would be
+        # baked into every traced function of the SavedModel (tens of MB each).
+        model.get_layer("embedding").set_weights([np.asarray(embedding_matrix, dtype="float32")])
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=params.learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(),
