@@ -52,7 +52,7 @@ def _trainer_running(metadata: Path, name: str) -> bool:
 def test_kill_during_trainer_then_resume(tmp_path):
     work = tmp_path / "work"
     cli = Path(sys.executable).with_name("sentiment-pipeline")
-    args = [str(cli), "run"]
+    args = [str(cli), "run", "--config", str(REPO / "configs" / "sample.yaml")]
     for item in _overrides(work, steps=100000):  # long enough to be killed mid-training
         args += ["--set", item]
     proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
