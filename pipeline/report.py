@@ -74,8 +74,10 @@ def print_status(console: Console, config: Config, limit: int) -> None:
     if not ids:
         raise LookupError(f"no runs of pipeline '{name}' in {metadata}")
     runs = Table(title=f"Recent runs of {name} ({len(ids)} in all)")
-    for column in ("run", "executed", "cached", "failed", "seconds", "accuracy", "verdict"):
-        runs.add_column(column, justify="right" if column != "run" else "left")
+    runs.add_column("run", no_wrap=True)
+    runs.add_column("ran/cached/failed", justify="right")
+    for column in ("secs", "accuracy", "verdict"):
+        runs.add_column(column, justify="right")
     for run_id in reversed(ids[-limit:]):
         status = read_run(metadata, name, run_id)
         counts = {state: 0 for state in ("executed", "cached", "failed")}
@@ -90,13 +92,13 @@ def print_status(console: Console, config: Config, limit: int) -> None:
             verdict = "not blessed"
         elif counts["failed"]:
             verdict = "failed"
+        elif status.not_pushed_reason and "already serving" in status.not_pushed_reason:
+            verdict = "already serving"
         else:
             verdict = status.not_pushed_reason or "not pushed"
         runs.add_row(
             run_id,
-            str(counts["executed"]),
-            str(counts["cached"]),
-            str(counts["failed"]),
+            f"{counts['executed']}/{counts['cached']}/{counts['failed']}",
             f"{sum(c.seconds for c in status.components):.1f}",
             "" if accuracy is None else f"{accuracy:.4f}",
             verdict,

@@ -176,9 +176,9 @@ def test_status_lists_runs_cache_hits_and_versions(runs):
     assert len(run_rows) == 3  # every run listed
     first, second, third = (s.run_id for s in runs["statuses"])
     row = {rid: next(line for line in run_rows if rid in line) for rid in (first, second, third)}
-    assert " 10 " in row[first] and "pushed" in row[first]  # 10 executed
-    assert " 7 " in row[second]  # 7 cached in the second run
-    assert "not blessed" in row[third]
+    assert "10/0/0" in row[first] and "pushed" in row[first]  # ran/cached/failed
+    assert "3/7/0" in row[second] and "already serving" in row[second]
+    assert "3/7/0" in row[third] and "not blessed" in row[third]
     (version,) = [d.name for d in runs["serving"].iterdir()]
     assert version in result.output
 
