@@ -10,7 +10,7 @@ from typing import Any
 from tfx import v1 as tfx
 
 from pipeline import evaluation
-from pipeline.config import Config
+from pipeline.config import Config, ConfigError
 from pipeline.data import PreparedData, prepare_inputs
 from pipeline.imdb import imported_unlabelled, is_imported_dir
 from pipeline.locking import run_lock
@@ -112,8 +112,6 @@ def build_pipeline(
 
 def check_paths(config: Config) -> None:
     """Fail early, naming the key, when a configured file does not exist."""
-    from pipeline.config import ConfigError
-
     checks = [
         ("data.schema_path", config.data.schema_path),
         ("data.unlabelled_source", config.data.unlabelled_source),
