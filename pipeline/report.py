@@ -8,7 +8,7 @@ from rich.table import Table
 from components.versioned_pusher import pushed_versions
 from pipeline.config import Config
 from pipeline.runner import RunResult, absolute
-from pipeline.status import open_store, read_run, run_ids
+from pipeline.status import read_recent_runs, read_run
 
 _HEADLINE = [
     "example_count",
@@ -70,16 +70,13 @@ def print_status(console: Console, config: Config, limit: int) -> None:
     """Recent runs (newest first) and the versions in the serving directory."""
     metadata = absolute(config.pipeline.resolved_metadata_path)
     name = config.pipeline.name
-    ids = run_ids(open_store(metadata), name)
-    if not ids:
-        raise LookupError(f"no runs of pipeline '{name}' in {metadata}")
-    runs = Table(title=f"Recent runs of {name} ({len(ids)} in all)")
+    total, statuses = read_recent_runs(metadata, name, limit)
+    runs = Table(title=f"Recent runs of {name} ({total} in all)")
     runs.add_column("run", no_wrap=True)
     runs.add_column("ran/cached/failed", justify="right")
     for column in ("secs", "accuracy", "verdict"):
         runs.add_column(column, justify="right")
-    for run_id in reversed(ids[-limit:]):
-        status = read_run(metadata, name, run_id)
+    for status in statuses:
         counts = {state: 0 for state in ("executed", "cached", "failed")}
         for c in status.components:
             counts[c.state] = counts.get(c.state, 0) + 1
@@ -92,12 +89,12 @@ def print_status(console: Console, config: Config, limit: int) -> None:
             verdict = "not blessed"
         elif counts["failed"]:
             verdict = "failed"
-        elif status.not_pushed_reason and "already serving" in status.not_pushed_reason:
+        elif status.already_serving:
             verdict = "already serving"
         else:
             verdict = status.not_pushed_reason or "not pushed"
         runs.add_row(
-            run_id,
+            status.run_id,
             f"{counts['executed']}/{counts['cached']}/{counts['failed']}",
             f"{sum(c.seconds for c in status.components):.1f}",
             "" if accuracy is None else f"{accuracy:.4f}",

@@ -41,6 +41,7 @@ class RunStatus:
     pushed: bool = False
     pushed_destination: str | None = None
     not_pushed_reason: str | None = None
+    already_serving: str | None = None  # the version that already serves this model
     evaluation_uri: str | None = None
     model_uri: str | None = None
     model_run_uri: str | None = None
@@ -81,13 +82,41 @@ def _custom(artifact: metadata_store_pb2.Artifact, key: str):
     return getattr(value, value.WhichOneof("value")) if value.WhichOneof("value") else None
 
 
+def _node_names(store: metadata_store.MetadataStore, pipeline_name: str) -> dict[int, str]:
+    """Execution id -> component id, for every execution of ``pipeline_name``."""
+    node_of: dict[int, str] = {}
+    prefix = f"{pipeline_name}."
+    for ctx in store.get_contexts_by_type("node"):
+        if ctx.name.startswith(prefix):
+            for execution in store.get_executions_by_context(ctx.id):
+                node_of[execution.id] = ctx.name[len(prefix) :]
+    return node_of
+
+
 def read_run(metadata_path: str, pipeline_name: str, run_id: str | None = None) -> RunStatus:
     """Status of ``run_id`` (default: the latest run) of ``pipeline_name``."""
     store = open_store(metadata_path)
     ids = run_ids(store, pipeline_name)
     if not ids:
         raise LookupError(f"no runs of pipeline '{pipeline_name}' in {metadata_path}")
-    run_id = run_id or ids[-1]
+    return _read_run(store, pipeline_name, run_id or ids[-1], _node_names(store, pipeline_name))
+
+
+def read_recent_runs(
+    metadata_path: str, pipeline_name: str, limit: int
+) -> tuple[int, list[RunStatus]]:
+    """(number of runs, the ``limit`` latest runs newest first), with one store connection."""
+    store = open_store(metadata_path)
+    ids = run_ids(store, pipeline_name)
+    if not ids:
+        raise LookupError(f"no runs of pipeline '{pipeline_name}' in {metadata_path}")
+    node_of = _node_names(store, pipeline_name)
+    return len(ids), [_read_run(store, pipeline_name, r, node_of) for r in reversed(ids[-limit:])]
+
+
+def _read_run(
+    store: metadata_store.MetadataStore, pipeline_name: str, run_id: str, node_of: dict[int, str]
+) -> RunStatus:
     run_ctx = store.get_context_by_type_and_name("pipeline_run", run_id)
     if run_ctx is None:
         raise LookupError(f"no run '{run_id}' of pipeline '{pipeline_name}'")
@@ -95,12 +124,6 @@ def read_run(metadata_path: str, pipeline_name: str, run_id: str | None = None) 
     executions = sorted(
         store.get_executions_by_context(run_ctx.id), key=lambda e: e.create_time_since_epoch
     )
-    node_of: dict[int, str] = {}
-    prefix = f"{pipeline_name}."
-    for ctx in store.get_contexts_by_type("node"):
-        if ctx.name.startswith(prefix):
-            for execution in store.get_executions_by_context(ctx.id):
-                node_of[execution.id] = ctx.name[len(prefix) :]
     for execution in executions:
         node = node_of.get(execution.id, execution.type.rsplit(".", 1)[-1])
         seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1e3
@@ -124,6 +147,7 @@ def read_run(metadata_path: str, pipeline_name: str, run_id: str | None = None) 
                     status.pushed = bool(_custom(artifact, "pushed"))
                     status.pushed_destination = _custom(artifact, "pushed_destination")
                     status.not_pushed_reason = _custom(artifact, "skipped_reason")
+                    status.already_serving = _custom(artifact, "already_serving_version")
     if status.evaluation_uri:
         status.metrics, status.reasons = evaluation_summary(status.evaluation_uri)
     return status

@@ -29,6 +29,7 @@ from tfx.utils import io_utils, proto_utils
 
 PROVENANCE_FILE = "assets.extra/provenance.json"
 SKIPPED_REASON_KEY = "skipped_reason"
+ALREADY_SERVING_KEY = "already_serving_version"
 
 
 def pushed_versions(base_directory: str) -> dict[str, dict[str, Any]]:
@@ -92,6 +93,7 @@ class Executor(tfx_pusher_executor.Executor):
                 logging.info("Not pushing: %s.", reason)
                 self._MarkNotPushed(model_push)
                 model_push.set_string_custom_property(SKIPPED_REASON_KEY, reason)
+                model_push.set_string_custom_property(ALREADY_SERVING_KEY, version)
                 return
 
         fileio.makedirs(base)

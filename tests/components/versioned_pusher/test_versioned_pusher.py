@@ -69,6 +69,9 @@ def test_the_same_model_is_not_pushed_twice_and_new_versions_do_not_collide(tmp_
     again = _push(tmp_path, first, output="p2")
     assert again.get_int_custom_property("pushed") == 0
     assert "already serving as version" in again.get_string_custom_property("skipped_reason")
+    assert again.get_string_custom_property("already_serving_version") in pushed_versions(
+        str(tmp_path / "serving")
+    )
     _push(tmp_path, _model(tmp_path, "second"), output="p3")  # same second: version bumped
     versions = pushed_versions(str(tmp_path / "serving"))
     assert len(versions) == 2
