@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 EMBEDDED_SOURCE = "embedded"
 
@@ -156,8 +164,62 @@ class EvaluationSection(_Section):
     accuracy_lower_bound: float = Field(0.5, ge=0.0)
     # How much accuracy may drop against the latest blessed model (0 = no regression).
     max_accuracy_drop: float = Field(0.0, ge=0.0, le=1.0)
-    # Compare against the latest blessed model, or gate on the absolute bound only.
-    baseline: Literal["latest_blessed", "none"] = "latest_blessed"
+    # The baseline the candidate must not regress against:
+    #   latest_blessed  TFX's Resolver (latest blessed model in MLMD); local runners only.
+    #   last_pushed     the newest version in the serving directory (LastPushedModel); works
+    #                   on every orchestrator, Kubeflow Pipelines included.
+    #   none            gate on the absolute bound only.
+    baseline: Literal["latest_blessed", "last_pushed", "none"] = "latest_blessed"
+
+
+# Object stores every pod reaches through tf.io.gfile (s3:// needs tensorflow-io in the image).
+REMOTE_SCHEMES = ("gs://", "s3://", "hdfs://")
+
+
+class SharedVolume(_Section):
+    # A PersistentVolumeClaim (ReadWriteMany) mounted into every step at mount_path.
+    claim_name: str = Field(..., pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    mount_path: str = Field(..., pattern=r"^/.+")
+
+
+def reachable_from_pods(value: str, volume: SharedVolume | None) -> bool:
+    """Whether every Kubeflow step can read ``value``: an object store URI or a shared path."""
+    if value.startswith(REMOTE_SCHEMES):
+        return True
+    return volume is not None and value.startswith(volume.mount_path.rstrip("/") + "/")
+
+
+class KubeflowSection(_Section):
+    """How the pipeline is compiled for Kubeflow Pipelines v2 (`sentiment-pipeline compile`)."""
+
+    # The image built from kubernetes/Dockerfile; its tag names the TFX version it was built on.
+    image: str = "ghcr.io/sentiment-pipeline/sentiment-pipeline:0.1.0-tfx1.16.0"
+    display_name: str | None = None
+    # A PersistentVolumeClaim mounted into every step, for clusters without an object store.
+    shared_volume: SharedVolume | None = None
+    # Where every pod reads and writes: an object store URI, or paths under shared_volume.
+    pipeline_root: str
+    # ExampleGen input prepared by `sentiment-pipeline data prepare` (train/, eval/, test/).
+    data_root: str
+    test_split: bool = False
+    serving_dir: str
+    # The curated schema as the image holds it (kubernetes/Dockerfile copies configs/ to /app).
+    schema_path: str | None = "/app/configs/schema/sentiment.pbtxt"
+    # Beam flags for the component pods (each step runs Beam inside its own pod).
+    beam_pipeline_args: list[str] = Field(
+        default_factory=lambda: ["--direct_running_mode=multi_processing", "--direct_num_workers=0"]
+    )
+    enable_cache: bool = True
+
+    @field_validator("pipeline_root", "data_root", "serving_dir")
+    @classmethod
+    def _reachable_storage(cls, value: str, info: ValidationInfo) -> str:
+        if not reachable_from_pods(value, info.data.get("shared_volume")):
+            raise ValueError(
+                "not reachable from every pod: use an object store URI "
+                f"({', '.join(REMOTE_SCHEMES)}) or a path under shared_volume.mount_path"
+            )
+        return value
 
 
 class Config(_Section):
@@ -166,6 +228,7 @@ class Config(_Section):
     transform: TransformSection = Field(default_factory=TransformSection)
     model: ModelSection = Field(default_factory=ModelSection)
     evaluation: EvaluationSection = Field(default_factory=EvaluationSection)
+    kubeflow: KubeflowSection | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Config:
@@ -193,7 +256,7 @@ def _format_errors(exc: ValidationError, origin: str) -> str:
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
         else:
-            msg = err["msg"]
+            msg = err["msg"].removeprefix("Value error, ")
         got = err.get("input")
         shown = (
             "" if err["type"] == "extra_forbidden" or isinstance(got, dict) else f" (got {got!r})"

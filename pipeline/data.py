@@ -284,3 +284,14 @@ def prepare_inputs(data: DataSection, work_dir: str | Path) -> PreparedData:
         # Another run prepared the same content first: theirs is identical.
         shutil.rmtree(staging, ignore_errors=True)
     return prepared
+
+
+def export_prepared(prepared: PreparedData, destination: str) -> None:
+    """Copy prepared splits (and their manifest) to a folder or an object store URI."""
+    from tfx.dsl.io import fileio  # tf.io.gfile underneath: local paths, gs://, s3://, hdfs://
+
+    for path in sorted(prepared.root.rglob("*")):
+        if path.is_file():
+            target = f"{destination.rstrip('/')}/{path.relative_to(prepared.root).as_posix()}"
+            fileio.makedirs(target.rsplit("/", 1)[0])
+            fileio.copy(str(path), target, overwrite=True)

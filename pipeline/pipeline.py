@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
@@ -10,7 +10,7 @@ from tfx import v1 as tfx
 # Not exported by tfx.v1; the documented way to give a standard component another executor.
 from tfx.dsl.components.base import executor_spec
 
-from components import versioned_pusher
+from components import serving_baseline, versioned_pusher
 from components.anomaly_gate import AnomalyGate
 from components.word_vectors import WordVectorsGen
 
@@ -30,6 +30,7 @@ TRANSFORM = "Transform"
 WORD_VECTORS = "WordVectorsGen"
 TRAINER = "Trainer"
 RESOLVER = "latest_blessed_model_resolver"
+LAST_PUSHED = "LastPushedModel"
 EVALUATOR = "Evaluator"
 PUSHER = "Pusher"
 
@@ -46,8 +47,9 @@ def create_pipeline(
     train_steps: int,
     eval_steps: int,
     eval_config: tfma.EvalConfig,
-    compare_with_baseline: bool,
+    baseline: Literal["latest_blessed", "last_pushed", "none"],
     serving_dir: str,
+    serving_state: str = "",
     metadata_connection_config: Any | None = None,
     beam_pipeline_args: list[str] | None = None,
     enable_cache: bool = True,
@@ -57,6 +59,8 @@ def create_pipeline(
 
     ``data_root`` holds prepared CSV files in ``train/``, ``eval/`` and optionally ``test/``.
     ``word_vectors`` (parameters of WordVectorsGen) adds in-pipeline word-vector pre-training.
+    ``baseline`` picks where the no-regression baseline comes from; ``serving_state`` names
+    the versions already pushed (it keys LastPushedModel's cache).
     """
     splits = [TRAIN, EVAL] + ([TEST] if has_test_split else [])
     components: list[Any] = []
@@ -131,23 +135,33 @@ def create_pipeline(
     )
     components.append(trainer)
 
-    baseline = None
-    if compare_with_baseline:
-        # The latest blessed model is the baseline the candidate must not regress against.
+    baseline_model = None
+    if baseline == "latest_blessed":
+        # The latest blessed model (from MLMD) is the baseline the candidate must not regress
+        # against. Kubeflow Pipelines v2 cannot execute this Resolver: use last_pushed there.
         resolver = tfx.dsl.Resolver(
             strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
             model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
             model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
         ).with_id(RESOLVER)
         components.append(resolver)
-        baseline = resolver.outputs["model"]
+        baseline_model = resolver.outputs["model"]
+    elif baseline == "last_pushed":
+        # The version TF Serving serves now is the baseline; read from the serving directory,
+        # which every orchestrator reaches.
+        last_pushed = serving_baseline.LastPushedModel(
+            serving_dir=serving_dir, serving_state=serving_state
+        ).with_id(LAST_PUSHED)
+        components.append(last_pushed)
+        baseline_model = last_pushed.outputs["model"]
 
-    # Gates the candidate on TFMA thresholds, on the held-out test split when there is one.
-    evaluator = tfx.components.Evaluator(
+    # Gates the candidate on TFMA thresholds, on the held-out test split when there is one;
+    # records its metrics next to the blessing for the Pusher's provenance.
+    evaluator = serving_baseline.Evaluator(
         examples=example_gen.outputs["examples"],
         example_splits=[TEST if has_test_split else EVAL],
         model=trainer.outputs["model"],
-        baseline_model=baseline,
+        baseline_model=baseline_model,
         eval_config=eval_config,
     )
     components.append(evaluator)

@@ -9,6 +9,7 @@ from typing import Any
 
 from tfx import v1 as tfx
 
+from components.versioned_pusher import pushed_versions
 from pipeline import evaluation
 from pipeline.config import Config, ConfigError
 from pipeline.data import PreparedData, prepare_inputs
@@ -81,11 +82,21 @@ def word_vectors_params(config: Config) -> dict[str, Any] | None:
     }
 
 
+def serving_state(serving_dir: str) -> str:
+    """The versions present in ``serving_dir``: changes exactly when a new version is pushed."""
+    return (
+        ",".join(sorted(pushed_versions(serving_dir), key=int))
+        if Path(serving_dir).is_dir()
+        else ""
+    )
+
+
 def build_pipeline(
     config: Config, data_root: str, has_test_split: bool, metadata_connection_config: Any = None
 ) -> tfx.dsl.Pipeline:
     p, ev = config.pipeline, config.evaluation
     compare = ev.baseline != "none"
+    serving_dir = absolute(p.resolved_serving_dir)
     return create_pipeline(
         pipeline_name=p.name,
         pipeline_root=absolute(p.resolved_pipeline_root),
@@ -101,8 +112,9 @@ def build_pipeline(
             accuracy_lower_bound=ev.accuracy_lower_bound,
             max_accuracy_drop=ev.max_accuracy_drop if compare else None,
         ),
-        compare_with_baseline=compare,
-        serving_dir=absolute(p.resolved_serving_dir),
+        baseline=ev.baseline,
+        serving_dir=serving_dir,
+        serving_state=serving_state(serving_dir),
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(p.beam_pipeline_args),
         enable_cache=p.enable_cache,

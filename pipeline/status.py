@@ -10,6 +10,7 @@ import tensorflow_model_analysis as tfma
 from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
+from components.serving_baseline import candidate_metrics
 from pipeline import pipeline as p
 
 _STATE = metadata_store_pb2.Execution.State
@@ -155,17 +156,7 @@ def _read_run(
 
 def evaluation_summary(evaluation_uri: str) -> tuple[dict[str, float], list[str]]:
     """Overall-slice metrics of the candidate and a readable line per failed threshold."""
-    metrics: dict[str, float] = {}
-    for slice_metrics in tfma.load_metrics(evaluation_uri):
-        if slice_metrics.slice_key.single_slice_keys:
-            continue
-        for kv in slice_metrics.metric_keys_and_values:
-            key = kv.key
-            if key.is_diff or (key.model_name and key.model_name != "candidate"):
-                continue
-            value = kv.value
-            if value.HasField("double_value"):
-                metrics[key.name] = value.double_value.value
+    metrics = candidate_metrics(evaluation_uri)
     reasons = []
     validation = tfma.load_validation_result(evaluation_uri)
     for per_slice in validation.metric_validations_per_slice:

@@ -3,16 +3,21 @@
 1. no baseline, metrics above the bound     -> pushed (version A)
 2. a better candidate than the baseline     -> pushed as a new version beside A
 3. a worse candidate beyond the threshold   -> not pushed; serving directory byte-for-byte same
+
+once with TFX's latest-blessed Resolver and once with the serving-directory baseline
+(LastPushedModel, the one Kubeflow runs use): the gate must mean the same thing with both.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 from pathlib import Path
 
 import pytest
 
+from components.versioned_pusher import PROVENANCE_FILE
 from pipeline import pipeline as p
 from pipeline.config import load_config
 from pipeline.runner import run_pipeline
@@ -44,7 +49,7 @@ def _snapshot(directory: Path) -> dict[str, str]:
     }
 
 
-def _run(work: Path, data: Path, *, trained: bool, seed: int):
+def _run(work: Path, data: Path, *, trained: bool, seed: int, baseline: str):
     cfg = load_config(
         None,
         [
@@ -62,6 +67,7 @@ def _run(work: Path, data: Path, *, trained: bool, seed: int):
             f"model.seed={seed}",
             "evaluation.accuracy_lower_bound=0.0",
             "evaluation.max_accuracy_drop=0.05",
+            f"evaluation.baseline={baseline}",
         ],
     )
     result = run_pipeline(cfg)
@@ -70,18 +76,21 @@ def _run(work: Path, data: Path, *, trained: bool, seed: int):
     )
 
 
-@pytest.fixture(scope="module")
-def matrix(tmp_path_factory):
-    work = tmp_path_factory.mktemp("gating")
+@pytest.fixture(scope="module", params=["latest_blessed", "last_pushed"])
+def matrix(request, tmp_path_factory):
+    baseline = request.param
+    work = tmp_path_factory.mktemp(f"gating-{baseline}")
     data = work / "reviews.csv"
     _write_reviews(data)
-    untrained, serving = _run(work, data, trained=False, seed=1)
+    untrained, serving = _run(work, data, trained=False, seed=1, baseline=baseline)
     after_untrained = _snapshot(serving)
-    trained, _ = _run(work, data, trained=True, seed=2)
+    trained, _ = _run(work, data, trained=True, seed=2, baseline=baseline)
     after_trained = _snapshot(serving)
-    worse, _ = _run(work, data, trained=False, seed=3)
+    worse, _ = _run(work, data, trained=False, seed=3, baseline=baseline)
     after_worse = _snapshot(serving)
     return {
+        "baseline": baseline,
+        "serving": serving,
         "statuses": (untrained, trained, worse),
         "snapshots": (after_untrained, after_trained, after_worse),
     }
@@ -116,3 +125,21 @@ def test_worse_candidate_is_blocked_and_serving_is_unchanged(matrix):
     assert status.blessed is False and status.pushed is False
     assert any("change vs baseline" in r and "binary_accuracy" in r for r in status.reasons)
     assert matrix["snapshots"][2] == matrix["snapshots"][1]  # byte-for-byte
+
+
+def test_the_baseline_component_matches_the_config(matrix):
+    nodes = {c.node_id for c in matrix["statuses"][2].components}
+    if matrix["baseline"] == "last_pushed":
+        assert p.LAST_PUSHED in nodes and p.RESOLVER not in nodes
+    else:
+        assert p.RESOLVER in nodes and p.LAST_PUSHED not in nodes
+
+
+def test_pushed_versions_record_the_metrics_they_were_blessed_with(matrix):
+    for status in matrix["statuses"][:2]:
+        version = Path(status.pushed_destination).name
+        provenance = json.loads((matrix["serving"] / version / PROVENANCE_FILE).read_text())
+        assert provenance["metrics"]["binary_accuracy"] == pytest.approx(
+            status.metrics["binary_accuracy"]
+        )
+        assert provenance["metrics"]["example_count"] == status.metrics["example_count"]

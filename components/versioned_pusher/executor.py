@@ -30,6 +30,8 @@ from tfx.utils import io_utils, proto_utils
 PROVENANCE_FILE = "assets.extra/provenance.json"
 SKIPPED_REASON_KEY = "skipped_reason"
 ALREADY_SERVING_KEY = "already_serving_version"
+# Written next to the blessing by components.serving_baseline's Evaluator executor.
+METRICS_FILE = "metrics.json"
 
 
 def pushed_versions(base_directory: str) -> dict[str, dict[str, Any]]:
@@ -48,6 +50,12 @@ def pushed_versions(base_directory: str) -> dict[str, dict[str, Any]]:
             provenance = json.loads(io_utils.read_string_file(provenance_path))
         versions[name] = provenance
     return versions
+
+
+def _recorded_metrics(blessing_uri: str) -> dict[str, float]:
+    """Metrics the Evaluator wrote next to the blessing (empty with TFX's stock Evaluator)."""
+    path = os.path.join(blessing_uri, METRICS_FILE)
+    return json.loads(io_utils.read_string_file(path)) if fileio.exists(path) else {}
 
 
 def _remove_stale_staging(base_directory: str) -> None:
@@ -77,6 +85,9 @@ class Executor(tfx_pusher_executor.Executor):
             model_push.set_string_custom_property(SKIPPED_REASON_KEY, "the model is not blessed")
             return
         model = artifact_utils.get_single_instance(input_dict[standard_component_specs.MODEL_KEY])
+        blessing = artifact_utils.get_single_instance(
+            input_dict[standard_component_specs.MODEL_BLESSING_KEY]
+        )
         model_path = self.GetModelPath(input_dict)
 
         destination = pusher_pb2.PushDestination()
@@ -111,6 +122,9 @@ class Executor(tfx_pusher_executor.Executor):
                 {
                     "model_uri": model.uri,
                     "model_id": model.id,
+                    "blessing_uri": blessing.uri,
+                    # The candidate's overall metrics, as the Evaluator recorded them.
+                    "metrics": _recorded_metrics(blessing.uri),
                     "pushed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 },
                 indent=2,

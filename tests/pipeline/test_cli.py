@@ -1,6 +1,7 @@
 """The command line: clear errors with a non-zero exit code and no traceback."""
 
 import tarfile
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -8,6 +9,7 @@ from typer.testing import CliRunner
 from pipeline.cli import app
 
 runner = CliRunner()
+KUBEFLOW_CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "kubeflow.yaml")
 
 
 def _invoke(*args):
@@ -16,7 +18,14 @@ def _invoke(*args):
 
 
 def test_help_has_examples_on_each_command():
-    for command in (["run"], ["predict"], ["data", "import-imdb"]):
+    for command in (
+        ["run"],
+        ["predict"],
+        ["data", "import-imdb"],
+        ["data", "prepare"],
+        ["compile"],
+        ["submit"],
+    ):
         result, output = _invoke(*command, "--help")
         assert result.exit_code == 0
         assert "Examples" in output and "sentiment-pipeline" in output
@@ -103,3 +112,42 @@ def test_missing_input_folder(tmp_path):
         "run", "--data", str(tmp_path / "nowhere"), "--set", f"pipeline.work_dir={tmp_path}"
     )
     assert result.exit_code == 2 and "no such file or folder" in output
+
+
+def test_data_prepare_writes_the_example_gen_layout(tmp_path):
+    data = tmp_path / "reviews.tsv"
+    rows = [f"review number {i} was {'great' if i % 2 else 'dull'}\t{i % 2}" for i in range(40)]
+    data.write_text("text\tlabel\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "shared" / "inputs"
+    result, output = _invoke(
+        "data", "prepare", str(out), "--data", str(data), "--set", f"pipeline.work_dir={tmp_path}"
+    )
+    assert result.exit_code == 0, output
+    written = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert {"train/data.csv", "eval/data.csv"} <= written and "test/data.csv" not in written
+    lines = [
+        line
+        for split in ("train", "eval")
+        for line in (out / split / "data.csv").read_text().splitlines()[1:]
+    ]
+    assert len(lines) == 40  # every row lands in exactly one split
+    assert "kubeflow.test_split: False" in output
+
+
+def test_compile_prints_the_tasks_and_refuses_a_local_pipeline_root(tmp_path):
+    output_file = tmp_path / "pipeline.yaml"
+    result, output = _invoke("compile", "-c", KUBEFLOW_CONFIG, "-o", str(output_file))
+    assert result.exit_code == 0, output
+    assert "Compiled 10 tasks" in output and output_file.is_file()
+    result, output = _invoke(
+        "compile",
+        "-c",
+        KUBEFLOW_CONFIG,
+        "-o",
+        str(tmp_path / "other.yaml"),
+        "--set",
+        "kubeflow.pipeline_root=runs/here",
+    )
+    assert result.exit_code == 2
+    assert "kubeflow.pipeline_root: not reachable from every pod" in output
+    assert "Traceback" not in output and not (tmp_path / "other.yaml").exists()
