@@ -197,9 +197,11 @@ class KubeflowSection(_Section):
     display_name: str | None = None
     # A PersistentVolumeClaim mounted into every step, for clusters without an object store.
     shared_volume: SharedVolume | None = None
-    # Where every pod reads and writes: an object store URI, or paths under shared_volume.
+    # Every artifact. An object store URI: KFP v2's launcher passes artifacts through object
+    # storage only (kubeflow/pipelines#10510), and TFX's executors write it through tf.io.gfile.
     pipeline_root: str
-    # ExampleGen input prepared by `sentiment-pipeline data prepare` (train/, eval/, test/).
+    # ExampleGen input prepared by `sentiment-pipeline data prepare` (train/, eval/, test/) and
+    # the Pusher's destination: an object store URI or a path under shared_volume.
     data_root: str
     test_split: bool = False
     serving_dir: str
@@ -211,7 +213,17 @@ class KubeflowSection(_Section):
     )
     enable_cache: bool = True
 
-    @field_validator("pipeline_root", "data_root", "serving_dir")
+    @field_validator("pipeline_root")
+    @classmethod
+    def _object_store(cls, value: str) -> str:
+        if not value.startswith(REMOTE_SCHEMES):
+            raise ValueError(
+                f"must be an object store URI ({', '.join(REMOTE_SCHEMES)}): Kubeflow Pipelines "
+                "v2 passes artifacts through object storage only, not through volumes"
+            )
+        return value
+
+    @field_validator("data_root", "serving_dir")
     @classmethod
     def _reachable_storage(cls, value: str, info: ValidationInfo) -> str:
         if not reachable_from_pods(value, info.data.get("shared_volume")):

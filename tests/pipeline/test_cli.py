@@ -149,5 +149,5 @@ def test_compile_prints_the_tasks_and_refuses_a_local_pipeline_root(tmp_path):
         "kubeflow.pipeline_root=runs/here",
     )
     assert result.exit_code == 2
-    assert "kubeflow.pipeline_root: not reachable from every pod" in output
+    assert "kubeflow.pipeline_root: must be an object store URI" in output
     assert "Traceback" not in output and not (tmp_path / "other.yaml").exists()

@@ -20,7 +20,14 @@ from pipeline.config import ConfigError, load_config
 from pipeline.kubeflow import SubmitError, compile_pipeline, submit
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIG = REPO / "configs" / "kubeflow.yaml"
+CONFIG = REPO / "configs" / "kubeflow.yaml"  # the shared-volume variant
+# The object-store variant (Vertex AI Pipelines, or KFP with GCS), the only one JSON can carry.
+GCS = [
+    "kubeflow.shared_volume=null",
+    "kubeflow.pipeline_root=gs://bucket/sentiment/root",
+    "kubeflow.data_root=gs://bucket/sentiment/inputs",
+    "kubeflow.serving_dir=gs://bucket/sentiment/models/sentiment",
+]
 EXPECTED_TASKS = {
     p.EXAMPLE_GEN,
     p.STATISTICS_GEN,
@@ -43,10 +50,13 @@ def _locked_tfx() -> str:
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory):
     out = tmp_path_factory.mktemp("kfp")
-    config = load_config(CONFIG)
-    job = compile_pipeline(config, out / "pipeline.json")
-    spec_yaml = compile_pipeline(config, out / "pipeline.yaml")
-    return {"out": out, "job": job, "yaml": spec_yaml}
+    gcs = load_config(CONFIG, GCS)
+    return {
+        "out": out,
+        "json": compile_pipeline(gcs, out / "pipeline.json"),
+        "yaml": compile_pipeline(gcs, out / "pipeline.yaml"),
+        "volume": compile_pipeline(load_config(CONFIG), out / "volume.yaml"),
+    }
 
 
 def _spec(compiled) -> dict:
@@ -71,7 +81,7 @@ def test_both_formats_parse_into_kfp_messages(compiled):
     assert len(documents) == 1  # no shared volume: no platform document
     spec = json_format.ParseDict(documents[0], pipeline_spec_pb2.PipelineSpec())
     assert spec.pipeline_info.name == "sentiment-kfp"
-    assert spec.default_pipeline_root == load_config(CONFIG).kubeflow.pipeline_root
+    assert spec.default_pipeline_root == "gs://bucket/sentiment/root"
     assert documents[0] == job["pipelineSpec"]  # the YAML is the JSON job's PipelineSpec
 
 
@@ -115,7 +125,7 @@ def test_the_pusher_is_gated_on_the_blessing(compiled):
             "stringValue"
         ]
     )
-    assert destination["filesystem"]["base_directory"] == load_config(CONFIG).kubeflow.serving_dir
+    assert destination["filesystem"]["base_directory"] == "gs://bucket/sentiment/models/sentiment"
 
 
 def test_the_image_tag_matches_the_locked_tfx_version(compiled):
@@ -150,32 +160,28 @@ def test_the_baseline_lookup_is_never_cached(compiled):
 
 
 def test_compiling_twice_gives_the_same_spec(compiled, tmp_path):
-    again = compile_pipeline(load_config(CONFIG), tmp_path / "pipeline.json")
+    again = compile_pipeline(load_config(CONFIG, GCS), tmp_path / "pipeline.json")
     assert again.path.read_bytes() == (compiled["out"] / "pipeline.json").read_bytes()
+    again = compile_pipeline(load_config(CONFIG), tmp_path / "volume.yaml")
+    assert again.path.read_bytes() == (compiled["out"] / "volume.yaml").read_bytes()
 
 
-def test_a_shared_volume_is_mounted_into_every_step(tmp_path):
-    config = load_config(
-        CONFIG,
-        [
-            "kubeflow.shared_volume.claim_name=sentiment-data",
-            "kubeflow.shared_volume.mount_path=/mnt/sentiment",
-            "kubeflow.pipeline_root=/mnt/sentiment/root",
-            "kubeflow.data_root=/mnt/sentiment/inputs",
-            "kubeflow.serving_dir=/mnt/sentiment/models/sentiment",
-        ],
-    )
-    compiled = compile_pipeline(config, tmp_path / "pipeline.yaml")
-    spec, platform = yaml.safe_load_all(compiled.path.read_text())
+def test_the_shared_volume_is_mounted_into_every_step(compiled, tmp_path):
+    spec, platform = yaml.safe_load_all((compiled["out"] / "volume.yaml").read_text())
+    json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec())
     json_format.ParseDict(platform, pipeline_spec_pb2.PlatformSpec())
+    volume = load_config(CONFIG).kubeflow.shared_volume
     mounts = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     assert set(mounts) == set(spec["deploymentSpec"]["executors"])
     assert all(
-        m["pvcMount"] == [{"constant": "sentiment-data", "mountPath": "/mnt/sentiment"}]
+        m["pvcMount"] == [{"constant": volume.claim_name, "mountPath": volume.mount_path}]
         for m in mounts.values()
     )
+    assert spec["defaultPipelineRoot"].startswith("gs://")  # KFP's artifacts: object storage
+    pusher = spec["root"]["dag"]["tasks"][p.PUSHER]["inputs"]["parameters"]["push_destination"]
+    assert volume.mount_path + "/" in pusher["runtimeValue"]["constantValue"]["stringValue"]
     with pytest.raises(ConfigError, match="needs a .yaml output"):
-        compile_pipeline(config, tmp_path / "pipeline.json")
+        compile_pipeline(load_config(CONFIG), tmp_path / "pipeline.json")
 
 
 @pytest.mark.parametrize(
@@ -185,14 +191,14 @@ def test_a_shared_volume_is_mounted_into_every_step(tmp_path):
         (["kubeflow.image=me/sentiment:1-tfx1.15.0"], "names TFX 1.15.0"),
         (
             ["kubeflow.pipeline_root=runs/kfp"],
-            "kubeflow.pipeline_root: .*not reachable.*got 'runs/kfp'",
+            "kubeflow.pipeline_root: must be an object store URI.*got 'runs/kfp'",
         ),
         (["kubeflow.serving_dir=/models"], "kubeflow.serving_dir: .*not reachable.*got '/models'"),
     ],
 )
 def test_what_cannot_run_in_the_cluster_is_refused(tmp_path, overrides, message):
     with pytest.raises(ConfigError, match=message):
-        compile_pipeline(load_config(CONFIG, overrides), tmp_path / "p.json")
+        compile_pipeline(load_config(CONFIG, GCS + overrides), tmp_path / "p.json")
     assert not (tmp_path / "p.json").exists()
 
 
@@ -261,7 +267,7 @@ def test_submit_sends_the_compiled_spec_and_the_run_name(compiled, kfp_server, n
     assert json_format.ParseDict(
         run["pipeline_spec"], pipeline_spec_pb2.PipelineSpec()
     ) == json_format.ParseDict(_spec(compiled), pipeline_spec_pb2.PipelineSpec())
-    assert run["runtime_config"]["pipeline_root"] == load_config(CONFIG).kubeflow.pipeline_root
+    assert run["runtime_config"]["pipeline_root"] == "gs://bucket/sentiment/root"
 
 
 def test_a_rejected_spec_is_reported_with_the_server_answer(compiled, kfp_server):
@@ -287,3 +293,16 @@ def test_a_file_that_is_not_a_compiled_pipeline_is_refused(tmp_path):
         submit(bad, "http://127.0.0.1:1")
     with pytest.raises(SubmitError, match="not found"):
         submit(tmp_path / "missing.json", "http://127.0.0.1:1")
+
+
+def test_submit_sends_the_volume_mounts_with_the_spec(compiled, kfp_server):
+    submit(compiled["out"] / "volume.yaml", kfp_server)
+    (run,) = [body for method, path, body in _RecordingKfp.requests if path == "/apis/v2beta1/runs"]
+    spec, platform = yaml.safe_load_all((compiled["out"] / "volume.yaml").read_text())
+    # With a platform document, kfp sends {"pipeline_spec": ..., "platform_spec": ...}.
+    sent = run["pipeline_spec"]
+    assert json_format.ParseDict(
+        sent["platform_spec"], pipeline_spec_pb2.PlatformSpec()
+    ) == json_format.ParseDict(platform, pipeline_spec_pb2.PlatformSpec())
+    assert sent["pipeline_spec"]["defaultPipelineRoot"] == spec["defaultPipelineRoot"]
+    assert run["runtime_config"]["pipeline_root"] == spec["defaultPipelineRoot"]
