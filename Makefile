@@ -12,7 +12,7 @@ CONFIG ?= configs/sample.yaml
 PYTEST_ARGS ?=
 IMDB ?= ../shared/data/imdb/aclImdb_v1.tar.gz
 
-.PHONY: help install run test lint bench-sample bench-imdb clean lock
+.PHONY: help install run test browser lint bench-sample bench-imdb clean lock
 
 help:
 	@echo "make run          run the pipeline on the embedded sample (installs first if needed)"
@@ -47,8 +47,18 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/sentiment-pipeline run --config $(CONFIG)
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Debian's Chromium for the report's headless-browser test: installed when missing and this
+# user can (root with apt-get, as on CI); otherwise that one test is skipped with a message.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "==> installing chromium (report test)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends chromium fonts-dejavu-core >/dev/null; \
+	  else echo "note: chromium is not installed; the report's browser test will be skipped"; fi; }
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check pipeline components tests bench

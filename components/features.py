@@ -18,6 +18,11 @@ ID_OFFSET = 1
 # Serving signature names and outputs.
 SERVING_RAW = "serving_default"
 SERVING_TF_EXAMPLE = "serving_tf_example"
+# TFMA preprocessing function: serialized tf.Example -> features to slice the evaluation by.
+TRANSFORM_FEATURES = "transform_features"
+LENGTH_BUCKET_KEY = "length_bucket"
+# Review length (tokens before truncation) bucket boundaries; names like "100-199", ">=400".
+LENGTH_BUCKET_BOUNDARIES = (100, 200, 400)
 OUTPUT_PROBABILITIES = "probabilities"
 OUTPUT_LABEL = "label"
 OUTPUT_CLASS_NAME = "class_name"

@@ -2,6 +2,8 @@
 
 * ``serving_default``: a batch of raw review strings -> probabilities, label, class name.
 * ``serving_tf_example``: serialized ``tf.Example`` protos (TFMA, TF Serving classify/predict).
+* ``transform_features``: serialized ``tf.Example`` -> the review-length bucket, which TFMA
+  slices the evaluation by (``ModelSpec.preprocessing_function_names``).
 """
 
 from __future__ import annotations
@@ -36,6 +38,21 @@ def _trimmed_tokens(transformed: dict[str, tf.Tensor]) -> tf.Tensor:
     return tokens[:, :length]
 
 
+def length_bucket_names(boundaries: Sequence[int]) -> list[str]:
+    """``(100, 200)`` -> ``["<100", "100-199", ">=200"]``."""
+    names = [f"<{boundaries[0]}"]
+    names += [f"{lo}-{hi - 1}" for lo, hi in zip(boundaries, boundaries[1:], strict=False)]
+    return names + [f">={boundaries[-1]}"]
+
+
+def length_bucket(token_count: tf.Tensor, boundaries: Sequence[int]) -> tf.Tensor:
+    """[batch] token counts -> [batch] bucket names."""
+    index = tf.searchsorted(
+        tf.constant(list(boundaries), tf.int64), tf.reshape(token_count, [-1]), side="right"
+    )
+    return tf.gather(tf.constant(length_bucket_names(boundaries)), index)
+
+
 def _outputs(probabilities: tf.Tensor, class_names: Sequence[str]) -> dict[str, tf.Tensor]:
     label = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
     outputs = {
@@ -67,7 +84,17 @@ def make_serving_signatures(
         transformed = model.tft_layer(parsed)
         return _outputs(model(_trimmed_tokens(transformed), training=False), class_names)
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def transform_features(serialized):
+        transformed = model.tft_layer(tf.io.parse_example(serialized, raw_spec))
+        return {
+            features.LENGTH_BUCKET_KEY: length_bucket(
+                transformed[features.TOKEN_COUNT_KEY], features.LENGTH_BUCKET_BOUNDARIES
+            )
+        }
+
     return {
         features.SERVING_RAW: serve_raw_text.get_concrete_function(),
         features.SERVING_TF_EXAMPLE: serve_tf_examples.get_concrete_function(),
+        features.TRANSFORM_FEATURES: transform_features.get_concrete_function(),
     }

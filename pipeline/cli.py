@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -30,16 +31,19 @@ class _State:
 
 
 def _quiet_logs(verbose: bool) -> None:
-    """Hide TensorFlow/TFX/Beam log noise unless -v. Must run before TensorFlow is imported."""
+    """Hide TensorFlow/TFX/Beam log noise on the terminal unless -v (the run's log file still
+    gets INFO and up). Must run before TensorFlow is imported."""
     if not verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import logging as std_logging
 
     from absl import logging as absl_logging
 
-    absl_logging.set_verbosity(absl_logging.INFO if verbose else absl_logging.ERROR)
-    for name in ("apache_beam", "tensorflow", "absl"):
-        std_logging.getLogger(name).setLevel(std_logging.INFO if verbose else std_logging.ERROR)
+    absl_logging.set_verbosity(absl_logging.INFO)  # records exist; handlers decide who sees them
+    absl_logging.use_absl_handler()
+    absl_logging.get_absl_handler().setLevel(std_logging.INFO if verbose else std_logging.ERROR)
+    for name in ("apache_beam", "tensorflow"):
+        std_logging.getLogger(name).setLevel(std_logging.INFO if verbose else std_logging.WARNING)
     import warnings
 
     if not verbose:
@@ -98,26 +102,98 @@ def run(
     from pipeline.data import InputDataError
     from pipeline.imdb import ImdbImportError
     from pipeline.locking import PipelineBusyError
+    from pipeline.progress import ProgressTracker, live_progress
     from pipeline.report import print_summary
-    from pipeline.runner import run_pipeline
+    from pipeline.runner import absolute, run_pipeline
 
     console.print(
         f"[bold]sentiment-pipeline[/] running '{cfg.pipeline.name}' "
         f"({cfg.pipeline.runner} runner) in {cfg.pipeline.work_dir}"
     )
+    tracker = ProgressTracker()
+    # -v streams the libraries' logs instead of the live table (the two would interleave).
+    display = contextlib.nullcontext() if verbose else live_progress(tracker, console)
     try:
-        result = run_pipeline(cfg)
+        with display:
+            result = run_pipeline(cfg, progress=tracker, capture_output=not verbose)
     except (ConfigError, InputDataError, ImdbImportError, PipelineBusyError) as exc:
         _fail(str(exc))
     except Exception as exc:  # noqa: BLE001 - the top of the CLI: report, then exit non-zero
         if debug:
             raise
+        logs = sorted((Path(absolute(cfg.pipeline.work_dir)) / "logs").glob("run-*.log"))
+        _write_report(cfg, logs[-1] if logs else None)
         _fail(
             f"the pipeline failed: {type(exc).__name__}: {exc}\n"
-            "(re-run with --debug for the traceback)",
+            + (f"Full log: {logs[-1]}\n" if logs else "")
+            + "(re-run with --debug for the traceback)",
             1,
         )
     print_summary(console, result)
+    _write_report(cfg, result.log_path)
+
+
+def _write_report(cfg, log_path: Path | None, run_id: str | None = None) -> Path | None:
+    """The run's HTML report; a report that cannot be written never fails the run."""
+    from pipeline.run_report import write_report
+    from pipeline.runner import absolute
+
+    try:
+        path = write_report(
+            absolute(cfg.pipeline.resolved_metadata_path),
+            cfg.pipeline.name,
+            work_dir=absolute(cfg.pipeline.work_dir),
+            run_id=run_id,
+            log_path=log_path,
+            serving_dir=absolute(cfg.pipeline.resolved_serving_dir),
+            class_names=list(cfg.data.class_names),
+        )
+    except Exception as exc:  # noqa: BLE001 - reporting must not turn a run into a failure
+        err_console.print(f"[yellow]warning:[/] the run report was not written: {exc}")
+        return None
+    console.print(f"Report: {path}")
+    return path
+
+
+REPORT_HELP = """Write the HTML report of a run (default: the latest) again: data summary,
+vocabulary coverage, training curves, metrics against thresholds and the baseline, confusion
+matrix, metrics by review length, verdict and pushed versions. PNG charts, no JavaScript.
+
+Examples:
+
+  sentiment-pipeline report
+
+  sentiment-pipeline report 2026-12-04T15:59:58.711517 --config configs/imdb.yaml
+"""
+
+
+@app.command(help=REPORT_HELP, short_help="Write the HTML report of a run.")
+def report(
+    run_id: str | None = typer.Argument(None, help="Run id (see 'status'); default: latest."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML config."),
+    overrides: list[str] = typer.Option([], "--set", help="section.key=value (repeatable)."),
+) -> None:
+    _quiet_logs(False)
+    try:
+        cfg = load_config(config, overrides)
+    except ConfigError as exc:
+        _fail(str(exc))
+    from pipeline.runner import absolute
+
+    metadata = absolute(cfg.pipeline.resolved_metadata_path)
+    if not Path(metadata).is_file():
+        _fail(f"no metadata store at {metadata}: has the pipeline run with this config?")
+    logs = sorted((Path(absolute(cfg.pipeline.work_dir)) / "logs").glob("run-*.log"))
+    # The latest run's log is the newest file; an older run's report keeps the copy it has.
+    log_path = logs[-1] if logs and run_id is None else None
+    try:
+        from pipeline.status import read_run
+
+        read_run(metadata, cfg.pipeline.name, run_id)
+    except LookupError as exc:
+        _fail(str(exc))
+    if _write_report(cfg, log_path, run_id) is None:
+        raise typer.Exit(1)
 
 
 STATUS_HELP = """List recent runs from ML Metadata (per component: executed, cached or failed, and

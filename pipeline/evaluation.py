@@ -57,9 +57,15 @@ def build_eval_config(
                 signature_name=features.SERVING_TF_EXAMPLE,
                 label_key=features.LABEL_KEY,
                 prediction_key=prediction_key,
+                # Adds the review-length bucket to slice by (a signature of the SavedModel).
+                preprocessing_function_names=[features.TRANSFORM_FEATURES],
             )
         ],
-        slicing_specs=[tfma.SlicingSpec()],
+        # Overall (the gate) and per review-length bucket (the report).
+        slicing_specs=[
+            tfma.SlicingSpec(),
+            tfma.SlicingSpec(feature_keys=[features.LENGTH_BUCKET_KEY]),
+        ],
         metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
         # Only the metrics above: TFMA would otherwise add the Keras model's compiled loss and
         # metrics, computed against whichever output it picks (not the 2-class softmax).

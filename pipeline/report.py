@@ -104,10 +104,21 @@ def print_status(console: Console, config: Config, limit: int) -> None:
 
     serving = absolute(config.pipeline.resolved_serving_dir)
     versions = pushed_versions(serving)
-    table = Table(title=f"Versions in {serving}")
+    table = Table(title=f"Versions in {serving} (newest serves)")
     table.add_column("version")
     table.add_column("pushed at")
-    table.add_column("model")
-    for version, provenance in sorted(versions.items(), reverse=True):
-        table.add_row(version, provenance.get("pushed_at", "?"), provenance.get("model_uri", "?"))
+    table.add_column("blessing")
+    table.add_column("accuracy", justify="right")
+    table.add_column("auc", justify="right")
+    for version, provenance in sorted(versions.items(), key=lambda kv: -int(kv[0])):
+        recorded = provenance.get("metrics") or {}
+        accuracy = recorded.get("binary_accuracy", recorded.get("sparse_categorical_accuracy"))
+        blessing = provenance.get("blessing_uri")
+        table.add_row(
+            version,
+            provenance.get("pushed_at", "?"),
+            f"blessed ({blessing.rstrip('/').rsplit('/', 1)[-1]})" if blessing else "blessed",
+            "" if accuracy is None else f"{accuracy:.4f}",
+            "" if "auc" not in recorded else f"{recorded['auc']:.4f}",
+        )
     console.print(table if versions else f"No versions in {serving} yet.")

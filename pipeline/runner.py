@@ -16,6 +16,7 @@ from pipeline.data import PreparedData, prepare_inputs
 from pipeline.imdb import imported_unlabelled, is_imported_dir
 from pipeline.locking import run_lock
 from pipeline.pipeline import create_pipeline
+from pipeline.progress import ProgressTracker, run_log, tracking
 
 
 def absolute(path: str) -> str:
@@ -143,10 +144,19 @@ class RunResult:
     metadata_path: str
     started: float
     seconds: float
+    log_path: Path | None = None
 
 
-def run_pipeline(config: Config) -> RunResult:
-    """Prepare the inputs, then run the whole pipeline with the configured runner."""
+def run_pipeline(
+    config: Config,
+    progress: ProgressTracker | None = None,
+    capture_output: bool = False,
+) -> RunResult:
+    """Prepare the inputs, then run the whole pipeline with the configured runner.
+
+    The run's log records go to ``<work_dir>/logs/run-<UTC time>.log`` (with
+    ``capture_output``, what the libraries print too); ``progress`` follows the components.
+    """
     check_paths(config)
     work_dir = Path(absolute(config.pipeline.work_dir))
     prepared = prepare_inputs(config.data, work_dir)
@@ -154,8 +164,15 @@ def run_pipeline(config: Config) -> RunResult:
     Path(metadata_path).parent.mkdir(parents=True, exist_ok=True)
     connection = tfx.orchestration.metadata.sqlite_metadata_connection_config(metadata_path)
     pipeline = build_pipeline(config, str(prepared.root), prepared.has_test, connection)
+    if progress is not None:
+        progress.set_nodes([component.id for component in pipeline.components])
     started = time.time()
-    with run_lock(metadata_path):
+    log_path = work_dir / "logs" / time.strftime("run-%Y%m%d-%H%M%S.log", time.gmtime(started))
+    for n in range(1, 100):  # two runs started within one second keep separate logs
+        if not log_path.exists():
+            break
+        log_path = log_path.with_name(f"{log_path.stem.split('.')[0]}.{n}.log")
+    with run_lock(metadata_path), run_log(log_path, capture_output), tracking(progress):
         if config.pipeline.runner == "beam":
             # BeamDagRunner is not part of tfx.v1; this is its documented import path (TFX 1.16).
             from tfx.orchestration.beam.beam_dag_runner import BeamDagRunner
@@ -170,4 +187,5 @@ def run_pipeline(config: Config) -> RunResult:
         metadata_path=metadata_path,
         started=started,
         seconds=time.time() - started,
+        log_path=log_path,
     )

@@ -46,6 +46,8 @@ class RunStatus:
     evaluation_uri: str | None = None
     model_uri: str | None = None
     model_run_uri: str | None = None
+    # "<component>.<output key>" -> URI, e.g. "Transform.transform_graph".
+    outputs: dict[str, str] = field(default_factory=dict)
 
 
 def open_store(metadata_path: str) -> metadata_store.MetadataStore:
@@ -70,10 +72,16 @@ def run_ids(store: metadata_store.MetadataStore, pipeline_name: str) -> list[str
 
 def _artifact_outputs(
     store: metadata_store.MetadataStore, execution_id: int
-) -> list[metadata_store_pb2.Artifact]:
+) -> dict[str, metadata_store_pb2.Artifact]:
+    """Output key (e.g. ``transform_graph``) -> artifact, for one execution."""
     events = store.get_events_by_execution_ids([execution_id])
-    ids = [e.artifact_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT]
-    return store.get_artifacts_by_id(ids) if ids else []
+    keys = {
+        e.artifact_id: (e.path.steps[0].key if e.path.steps else str(e.artifact_id))
+        for e in events
+        if e.type == metadata_store_pb2.Event.OUTPUT
+    }
+    artifacts = store.get_artifacts_by_id(list(keys)) if keys else []
+    return {keys[a.id]: a for a in artifacts}
 
 
 def _custom(artifact: metadata_store_pb2.Artifact, key: str):
@@ -130,7 +138,9 @@ def _read_run(
         seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1e3
         state = STATE_NAMES.get(execution.last_known_state, "unknown")
         status.components.append(ComponentStatus(node, state, max(seconds, 0.0)))
-        outputs = _artifact_outputs(store, execution.id)
+        by_key = _artifact_outputs(store, execution.id)
+        status.outputs.update({f"{node}.{key}": a.uri for key, a in by_key.items()})
+        outputs = list(by_key.values())
         if node == p.TRAINER:
             status.model_uri = next((a.uri for a in outputs if a.type == "Model"), None)
             status.model_run_uri = next((a.uri for a in outputs if a.type == "ModelRun"), None)

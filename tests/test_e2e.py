@@ -9,9 +9,12 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import subprocess
 import time
+from html.parser import HTMLParser
 from pathlib import Path
 
+import matplotlib.image
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -21,6 +24,7 @@ from components.anomaly_gate import DataAnomaliesError
 from pipeline import pipeline as p
 from pipeline.cli import app
 from pipeline.config import load_config
+from pipeline.run_report import report_dir
 from pipeline.runner import run_pipeline
 from pipeline.status import read_run
 
@@ -73,13 +77,25 @@ def _states(status) -> dict[str, str]:
     return {c.node_id: c.state for c in status.components}
 
 
+def _cli_args(work_dir: Path, *extra: str) -> list[str]:
+    schema = REPO / "configs" / "schema" / "sentiment.pbtxt"
+    sets = [f"pipeline.work_dir={work_dir}", f"data.schema_path={schema}", *TINY, *extra]
+    args = ["--config", str(REPO / "configs" / "sample.yaml")]
+    for item in sets:
+        args += ["--set", item]
+    return args
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Three runs on one pipeline root: fresh, cached re-run, impossible accuracy bound."""
+    """Three runs on one pipeline root: fresh (through the CLI, as a user runs it), cached
+    re-run, impossible accuracy bound."""
     work = tmp_path_factory.mktemp("e2e")
-    first = run_pipeline(_config(work))
-    first_status = read_run(first.metadata_path, first.pipeline_name)
-    serving = Path(first.config.pipeline.resolved_serving_dir)
+    cli = CliRunner().invoke(app, ["run", *_cli_args(work)], env={"COLUMNS": "200"})
+    assert cli.exit_code == 0, cli.output
+    config = _config(work)
+    first_status = read_run(config.pipeline.resolved_metadata_path, config.pipeline.name)
+    serving = Path(config.pipeline.resolved_serving_dir)
     after_first = _snapshot(serving)
 
     second = run_pipeline(_config(work))
@@ -94,7 +110,8 @@ def runs(tmp_path_factory):
         "serving": serving,
         "statuses": [first_status, second_status, third_status],
         "snapshots": [after_first, after_second, after_third],
-        "prepared": first.prepared,
+        "prepared": second.prepared,  # the same content: reused, not prepared again
+        "cli_output": cli.output,
     }
 
 
@@ -345,3 +362,127 @@ def test_local_serving_matches_the_saved_model_and_rejects_bad_requests(runs):
         server.shutdown()
         server.server_close()
         shutil.rmtree(runs["serving"] / str(int(version) + 1), ignore_errors=True)
+
+
+# --- progress, log file, report ----------------------------------------------------------------
+
+
+def test_the_run_command_logs_to_a_file_and_writes_a_report(runs):
+    logs = sorted((runs["work"] / "logs").glob("run-*.log"))
+    assert len(logs) == 3  # one per run
+    first_log = logs[0].read_text()
+    for node in ALL_NODES - {p.RESOLVER}:
+        assert f"Component {node} is running." in first_log
+    assert "Epoch 1/" in first_log  # what Keras prints went to the file, not the terminal
+    output = runs["cli_output"]
+    assert "Epoch 1/" not in output
+    report = report_dir(runs["work"], runs["statuses"][0].run_id) / "index.html"
+    assert f"Report: {report}" in output.replace("\n", "")
+    assert report.is_file() and (report.parent / "run.log").read_text() == first_log
+
+
+def _page(report: Path) -> tuple[str, list[str]]:
+    """(verdict text, image sources) of a report page, read with html.parser."""
+
+    class Parser(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.images, self.verdict, self._in_verdict = [], "", False
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if tag == "img":
+                self.images.append(attrs["src"])
+            self._in_verdict = tag == "div" and "verdict" in (attrs.get("class") or "")
+
+        def handle_data(self, data):
+            if self._in_verdict:
+                self.verdict += data
+
+    parser = Parser()
+    parser.feed(report.read_text())
+    return parser.verdict, parser.images
+
+
+def test_report_charts_are_valid_pngs_and_the_verdict_matches_the_blessing(runs):
+    status = runs["statuses"][0]
+    report = report_dir(runs["work"], status.run_id) / "index.html"
+    verdict, images = _page(report)
+    assert status.blessed and verdict == (
+        f"Blessed and pushed as version {Path(status.pushed_destination).name}."
+    )
+    expected = {"lengths.png", "classes.png", "training.png", "confusion.png", "slices.png"}
+    assert set(images) == expected
+    for name in images:
+        data = (report.parent / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n", name
+        height, width, _ = matplotlib.image.imread(report.parent / name).shape
+        assert height > 100 and width > 100, name
+    page = report.read_text()
+    assert "&lt;100" in page  # the review-length slice TFMA computed
+    assert "<script" not in page.lower()  # readable without JavaScript
+
+
+def test_report_of_a_blocked_run_names_the_failed_threshold(runs):
+    status = runs["statuses"][2]
+    result = CliRunner().invoke(app, ["report", status.run_id, *_cli_args(runs["work"])])
+    assert result.exit_code == 0, result.output
+    report = report_dir(runs["work"], status.run_id) / "index.html"
+    verdict, _ = _page(report)
+    assert status.blessed is False
+    assert verdict.startswith("Not blessed: binary_accuracy value")
+    assert ">= 1.01" in verdict and verdict.endswith("Nothing was pushed.")
+    page = report.read_text()
+    assert '<span class="fail">FAIL</span>' in page
+    assert "baseline" in page and "delta" in page  # run 1's model was the baseline
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        pytest.skip("Debian's chromium is not installed (make test installs it when it can)")
+    return found
+
+
+def test_report_opens_in_headless_chromium_without_broken_images(runs, chromium, tmp_path):
+    source = report_dir(runs["work"], runs["statuses"][0].run_id)
+    copy = tmp_path / "report"
+    shutil.copytree(source, copy)
+    (copy / "broken.png").write_bytes(b"not a png")  # proves the check below can fail
+    # A test-only copy of the page that counts images the browser could not decode.
+    check = (
+        (copy / "index.html")
+        .read_text()
+        .replace(
+            "</body>",
+            '<img src="broken.png" alt="control"><script>window.addEventListener("load",()=>{'
+            "const bad=[...document.images].filter(i=>!i.complete||i.naturalWidth===0)"
+            ".map(i=>i.getAttribute('src'));"
+            'document.body.setAttribute("data-broken",bad.join(","));});</script></body>',
+        )
+    )
+    (copy / "check.html").write_text(check)
+    flags = ["--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
+    dom = subprocess.run(
+        [chromium, *flags, "--dump-dom", (copy / "check.html").as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert 'data-broken="broken.png"' in dom  # every report image loaded; only the control failed
+    shot = tmp_path / "report.png"
+    subprocess.run(
+        [
+            chromium,
+            *flags,
+            "--window-size=1100,2400",
+            f"--screenshot={shot}",
+            (copy / "index.html").as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    assert matplotlib.image.imread(shot).shape[:2] == (2400, 1100)

@@ -245,7 +245,11 @@ def test_serving_signatures_save_and_reload(tmp_path, text_spec):
     del model
 
     loaded = tf.saved_model.load(export_dir)
-    assert set(loaded.signatures.keys()) == {features.SERVING_RAW, features.SERVING_TF_EXAMPLE}
+    assert set(loaded.signatures.keys()) == {
+        features.SERVING_RAW,
+        features.SERVING_TF_EXAMPLE,
+        features.TRANSFORM_FEATURES,
+    }
     raw = loaded.signatures[features.SERVING_RAW](text=tf.constant(texts))
     examples = loaded.signatures[features.SERVING_TF_EXAMPLE](
         examples=tf.constant([_example(t) for t in texts])
@@ -274,3 +278,25 @@ def test_serving_signatures_save_and_reload(tmp_path, text_spec):
         raw[features.OUTPUT_PROBABILITIES].numpy(),
         examples[features.OUTPUT_PROBABILITIES].numpy(),
     )
+
+    # The length bucket TFMA slices by: every test text is shorter than 100 tokens.
+    buckets = loaded.signatures[features.TRANSFORM_FEATURES](
+        examples=tf.constant([_example(t) for t in texts])
+    )[features.LENGTH_BUCKET_KEY]
+    assert buckets.numpy().tolist() == [b"<100"] * len(texts)
+
+
+def test_length_buckets_have_exact_boundaries():
+    counts = tf.constant([0, 99, 100, 199, 200, 399, 400, 5000], tf.int64)
+    names = signatures.length_bucket(counts, (100, 200, 400)).numpy().tolist()
+    assert names == [
+        b"<100",
+        b"<100",
+        b"100-199",
+        b"100-199",
+        b"200-399",
+        b"200-399",
+        b">=400",
+        b">=400",
+    ]
+    assert signatures.length_bucket_names((10,)) == ["<10", ">=10"]
