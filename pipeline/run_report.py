@@ -181,7 +181,7 @@ def _save(fig: Figure, path: Path) -> str:
 
 
 def chart_lengths(splits: dict[str, SplitSummary], max_len: int | None, path: Path) -> str:
-    fig = Figure(figsize=(7, 3.2))
+    fig = Figure(figsize=(6, 3.2))
     ax = fig.add_subplot()
     longest = max((max(s.token_counts, default=0) for s in splits.values()), default=1)
     bins = np.linspace(0, max(longest, 1), 40)
@@ -196,7 +196,7 @@ def chart_lengths(splits: dict[str, SplitSummary], max_len: int | None, path: Pa
 
 
 def chart_classes(splits: dict[str, SplitSummary], class_names: list[str], path: Path) -> str:
-    fig = Figure(figsize=(5, 3))
+    fig = Figure(figsize=(3.4, 3.2))
     ax = fig.add_subplot()
     names = list(splits)
     bottom = np.zeros(len(names))
@@ -272,6 +272,8 @@ def _bucket_order(name: str) -> int:
 def _fmt(value: float | None, digits: int = 4) -> str:
     if value is None:
         return ""
+    if np.isnan(value):
+        return "n/a"
     if float(value).is_integer() and abs(value) >= 1:
         return f"{value:.0f}"
     return f"{value:.{digits}f}"
@@ -298,6 +300,7 @@ th{background:#f6f8fa}td:first-child,th:first-child{text-align:left}
 .ok{background:#dafbe1;border:1px solid #4ac26b}.bad{background:#ffebe9;border:1px solid #ff8182}
 .muted{color:#57606a;font-size:.9rem}img{max-width:100%;display:block;margin:.5rem 0}
 .pass{color:#1a7f37;font-weight:600}.fail{color:#cf222e;font-weight:600}
+.charts{display:flex;flex-wrap:wrap;gap:1rem;align-items:flex-start}.charts img{margin:0}
 """
 
 
@@ -368,8 +371,10 @@ def write_report(
             + _table(["split", "rows", "classes", "median tokens", "OOV rate"], rows)
             + '<p class="muted">OOV rate: share of the kept (non-padding) tokens outside the '
             "vocabulary, which is built from the train split only.</p>"
+            + '<div class="charts">'
             + _img(chart_lengths(splits, max_len, staging / "lengths.png"), "review lengths")
             + _img(chart_classes(splits, class_names, staging / "classes.png"), "class balance")
+            + "</div>"
         )
 
     history_path = os.path.join(status.model_run_uri or "", "history.json")
