@@ -29,6 +29,11 @@ def raw_text_features(
     return {features.TEXT_KEY: tf.SparseTensor(indices, tf.reshape(text, [-1]), [batch, 1])}
 
 
+# Reviews per LSTM call when a request holds many: sorted by length, each chunk is cut to its
+# own longest review, so short reviews do not step through the padding of long ones.
+SERVING_CHUNK = 32
+
+
 def _trimmed_tokens(transformed: dict[str, tf.Tensor]) -> tf.Tensor:
     """Token ids cut to the longest review of the batch: the LSTM does not step through
     padding that every review has (masking makes the result the same, only faster)."""
@@ -36,6 +41,43 @@ def _trimmed_tokens(transformed: dict[str, tf.Tensor]) -> tf.Tensor:
     longest = tf.reduce_max(transformed[features.TOKEN_COUNT_KEY])  # empty batch: clipped to 1
     length = tf.clip_by_value(longest, 1, tf.shape(tokens, out_type=tf.int64)[1])
     return tokens[:, :length]
+
+
+def _predict(model: keras.Model, transformed: dict[str, tf.Tensor]) -> tf.Tensor:
+    """Class probabilities, the same as ``model(tokens)`` (masking ignores padding) but with
+    as little padding as possible: a small batch is cut to its longest review; a large one is
+    sorted by length and run in chunks of SERVING_CHUNK, each cut to its own longest review."""
+    tokens = transformed[features.TOKENS_KEY]
+    counts = tf.reshape(transformed[features.TOKEN_COUNT_KEY], [-1])
+    size = tf.shape(tokens)[0]
+    width = tf.shape(tokens, out_type=tf.int64)[1]
+
+    def whole_batch():
+        return model(_trimmed_tokens(transformed), training=False)
+
+    def sorted_chunks():
+        order = tf.argsort(counts, direction="DESCENDING", stable=True)
+        tokens_sorted = tf.gather(tokens, order)
+        lengths = tf.cast(tf.clip_by_value(tf.gather(counts, order), 1, width), tf.int32)
+        chunks = (size + SERVING_CHUNK - 1) // SERVING_CHUNK
+        probabilities = tf.TensorArray(
+            tf.float32,
+            size=chunks,
+            infer_shape=False,
+            element_shape=tf.TensorShape([None, model.output_shape[-1]]),
+        )
+
+        def body(i, probabilities):
+            start = i * SERVING_CHUNK
+            end = tf.minimum(start + SERVING_CHUNK, size)
+            chunk = tokens_sorted[start:end, : lengths[start]]  # longest first: sorted
+            return i + 1, probabilities.write(i, model(chunk, training=False))
+
+        _, probabilities = tf.while_loop(lambda i, _: i < chunks, body, (0, probabilities))
+        # Back to the request's order.
+        return tf.gather(probabilities.concat(), tf.math.invert_permutation(order))
+
+    return tf.cond(size > 2 * SERVING_CHUNK, sorted_chunks, whole_batch)
 
 
 def length_bucket_names(boundaries: Sequence[int]) -> list[str]:
@@ -76,13 +118,13 @@ def make_serving_signatures(
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serve_raw_text(text):
         transformed = model.tft_layer(raw_text_features(text, raw_spec))
-        return _outputs(model(_trimmed_tokens(transformed), training=False), class_names)
+        return _outputs(_predict(model, transformed), class_names)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve_tf_examples(serialized):
         parsed = tf.io.parse_example(serialized, raw_spec)
         transformed = model.tft_layer(parsed)
-        return _outputs(model(_trimmed_tokens(transformed), training=False), class_names)
+        return _outputs(_predict(model, transformed), class_names)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def transform_features(serialized):

@@ -4,6 +4,8 @@
    as no baseline: the change threshold is skipped, as TFX does when the Resolver finds nothing.
 2. The candidate's overall metrics are recorded next to the blessing (``metrics.json``), so the
    Pusher can store them with the version it publishes.
+3. A baseline exported before the models gained the ``transform_features`` signature (which the
+   review-length slices need) is still compared with: those slices are skipped for that run.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 import tensorflow_model_analysis as tfma
 from absl import logging
+from tensorflow.core.protobuf import saved_model_pb2
 from tfx import types
 from tfx import v1 as tfx
 from tfx.components.evaluator import executor as tfx_evaluator_executor
@@ -22,8 +25,9 @@ from tfx.components.evaluator import executor as tfx_evaluator_executor
 from tfx.dsl.components.base import executor_spec
 from tfx.dsl.io import fileio
 from tfx.types import artifact_utils, standard_component_specs
-from tfx.utils import io_utils, path_utils
+from tfx.utils import io_utils, path_utils, proto_utils
 
+from components import features
 from components.versioned_pusher.executor import METRICS_FILE
 
 CANDIDATE = "candidate"
@@ -33,6 +37,28 @@ def is_saved_model(model_uri: str) -> bool:
     """Whether a Model artifact's directory holds a SavedModel where TFX looks for one."""
     path = path_utils.serving_model_path(model_uri)
     return fileio.exists(os.path.join(path, "saved_model.pb"))
+
+
+def has_signature(model_uri: str, signature_name: str) -> bool:
+    """Whether the SavedModel of a Model artifact exports ``signature_name`` (no loading)."""
+    path = os.path.join(path_utils.serving_model_path(model_uri), "saved_model.pb")
+    saved_model = saved_model_pb2.SavedModel()
+    with fileio.open(path, "rb") as handle:
+        saved_model.ParseFromString(handle.read())
+    return any(signature_name in graph.signature_def for graph in saved_model.meta_graphs)
+
+
+def without_preprocessing(eval_config: tfma.EvalConfig) -> tfma.EvalConfig:
+    """``eval_config`` minus preprocessing functions and the slices on what they produce."""
+    produced = {features.LENGTH_BUCKET_KEY}
+    config = tfma.EvalConfig()
+    config.CopyFrom(eval_config)
+    for spec in config.model_specs:
+        del spec.preprocessing_function_names[:]
+    kept = [s for s in config.slicing_specs if not produced & set(s.feature_keys)]
+    del config.slicing_specs[:]
+    config.slicing_specs.extend(kept)
+    return config
 
 
 def candidate_metrics(evaluation_uri: str) -> dict[str, float]:
@@ -64,6 +90,25 @@ class Executor(tfx_evaluator_executor.Executor):
                 k: v
                 for k, v in input_dict.items()
                 if k != standard_component_specs.BASELINE_MODEL_KEY
+            }
+            baselines = []
+        if baselines and not all(
+            has_signature(b.uri, features.TRANSFORM_FEATURES) for b in baselines
+        ):
+            logging.warning(
+                "The baseline model has no '%s' signature (exported by an older version): "
+                "no review-length slices in this evaluation.",
+                features.TRANSFORM_FEATURES,
+            )
+            eval_config = tfma.EvalConfig()
+            proto_utils.json_to_proto(
+                exec_properties[standard_component_specs.EVAL_CONFIG_KEY], eval_config
+            )
+            exec_properties = {
+                **exec_properties,
+                standard_component_specs.EVAL_CONFIG_KEY: proto_utils.proto_to_json(
+                    without_preprocessing(eval_config)
+                ),
             }
         super().Do(input_dict, output_dict, exec_properties)
 

@@ -286,6 +286,31 @@ def test_serving_signatures_save_and_reload(tmp_path, text_spec):
     assert buckets.numpy().tolist() == [b"<100"] * len(texts)
 
 
+def test_a_large_request_is_served_in_length_sorted_chunks_with_the_same_answers(tmp_path):
+    text_spec = tf.io.FixedLenFeature([1], tf.string)
+    transform_dir = str(tmp_path / "transform")
+    _write_transform_fn(transform_dir, str(tmp_path / "tft_tmp"), text_spec)
+    tf_transform_output = tft.TFTransformOutput(transform_dir)
+    vocab_size = tf_transform_output.vocabulary_size_by_name(features.VOCAB_NAME)
+    model = build_model(_params(vocab_total=features.ID_OFFSET + vocab_size + 1))
+    sigs = signatures.make_serving_signatures(model, tf_transform_output, CLASS_NAMES)
+    rng = np.random.default_rng(3)
+    words = ["great", "dull", "plot", "fun", "cast", "movie", "unknown"]
+    # More than two chunks, lengths from 0 to past MAX_LEN, in no particular order.
+    texts = [" ".join(rng.choice(words, size=int(n))) for n in rng.integers(0, MAX_LEN + 5, 150)]
+    assert len(texts) > 2 * signatures.SERVING_CHUNK
+    transformed = tf_transform_output.transform_raw_features(
+        {features.TEXT_KEY: tf.constant([[t] for t in texts])}
+    )
+    expected = model(transformed[features.TOKENS_KEY], training=False).numpy()
+    served = sigs[features.SERVING_RAW](text=tf.constant(texts))
+    np.testing.assert_allclose(
+        served[features.OUTPUT_PROBABILITIES].numpy(), expected, rtol=1e-5, atol=1e-6
+    )
+    empty = sigs[features.SERVING_RAW](text=tf.constant([], tf.string))
+    assert empty[features.OUTPUT_PROBABILITIES].shape == (0, 2)
+
+
 def test_length_buckets_have_exact_boundaries():
     counts = tf.constant([0, 99, 100, 199, 200, 399, 400, 5000], tf.int64)
     names = signatures.length_bucket(counts, (100, 200, 400)).numpy().tolist()
