@@ -3,7 +3,12 @@
 Steps: lower-case (Unicode), strip HTML tags such as ``<br />``, put spaces around punctuation
 and symbols so they become tokens of their own, split on white space, map tokens to ids with a
 vocabulary computed over the training split, shift ids so that 0 is padding, then pad or
-truncate (keeping the first tokens) to ``max_sequence_length``. The true token count is kept.
+truncate to ``max_sequence_length``. The true token count is kept.
+
+Truncation (``truncation``) of a review longer than ``max_sequence_length``: ``head`` keeps its
+first tokens, ``tail`` its last ones (a review's verdict is often at its end), ``head_tail`` its
+first quarter and last three quarters of ``max_sequence_length`` (Sun et al., 2019). Kept tokens
+stay in order and left-aligned, padding after them.
 
 Id layout: 0 = padding, 1..V = vocabulary (most frequent first), V+1..V+B = OOV buckets.
 """
@@ -22,7 +27,10 @@ DEFAULTS: dict[str, Any] = {
     "frequency_threshold": 1,
     "num_oov_buckets": 1,
     "max_sequence_length": 256,
+    "truncation": "head",
 }
+
+TRUNCATIONS = ("head", "tail", "head_tail")
 
 _HTML_TAG = r"<[^>]*>"
 # Unicode punctuation and symbols (emoji are symbols), each made a token of its own.
@@ -50,6 +58,18 @@ def tokenize(text: tf.Tensor) -> tf.RaggedTensor:
     return tf.strings.split(clean_text(text))
 
 
+def truncate(ids: tf.RaggedTensor, max_len: int, truncation: str = "head") -> tf.RaggedTensor:
+    """At most ``max_len`` ids per row: the first (head), the last (tail) or the first
+    ``max_len // 4`` and the last ``max_len - max_len // 4`` (head_tail)."""
+    if truncation not in TRUNCATIONS:
+        raise ValueError(f"unknown truncation {truncation!r}; expected one of {TRUNCATIONS}")
+    head = {"head": max_len, "tail": 0, "head_tail": max_len // 4}[truncation]
+    if head == max_len:
+        return ids[:, :max_len]
+    # Rows no longer than max_len come out whole: their part after `head` fits in the rest.
+    return tf.concat([ids[:, :head], ids[:, head:][:, -(max_len - head) :]], axis=1)
+
+
 def preprocessing_fn(
     inputs: dict[str, Any], custom_config: dict[str, Any] | None = None
 ) -> dict[str, tf.Tensor]:
@@ -66,6 +86,7 @@ def preprocessing_fn(
         vocab_filename=features.VOCAB_NAME,
     )
     ids = ids + features.ID_OFFSET
+    ids = truncate(ids, max_len, str(cfg["truncation"]))
     padded = ids.to_tensor(default_value=features.PADDING_ID, shape=[None, max_len])
 
     outputs = {

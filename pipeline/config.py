@@ -115,6 +115,9 @@ class TransformSection(_Section):
     frequency_threshold: int = Field(1, ge=0)
     num_oov_buckets: int = Field(1, ge=1)
     max_sequence_length: int = Field(256, ge=1, le=10000)
+    # Which tokens of a longer review are kept: the first, the last, or the first quarter and
+    # the last three quarters of max_sequence_length.
+    truncation: Literal["head", "tail", "head_tail"] = "head"
 
 
 class WordVectors(_Section):

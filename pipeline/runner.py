@@ -31,6 +31,7 @@ def transform_custom_config(config: Config) -> dict[str, Any]:
         "frequency_threshold": t.frequency_threshold,
         "num_oov_buckets": t.num_oov_buckets,
         "max_sequence_length": t.max_sequence_length,
+        "truncation": t.truncation,
     }
 
 

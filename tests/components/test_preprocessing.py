@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 
+import pytest
 import tensorflow as tf
 from tensorflow_transform.beam import tft_unit
 from tensorflow_transform.tf_metadata import dataset_metadata
@@ -47,6 +48,18 @@ EXPECTED_ROWS = [
 ]
 
 
+# The same rows with the 8-token review cut to its end (tail) or to its first quarter of MAX_LEN
+# (6 // 4 = 1 token) and its last 5 tokens (head_tail); shorter reviews are unchanged.
+EXPECTED_TAIL_ROWS = [
+    {"tokens": [WAS, GREAT, BANG, GREAT, OOV, DOT], "token_count": 8},
+    *EXPECTED_ROWS[1:],
+]
+EXPECTED_HEAD_TAIL_ROWS = [
+    {"tokens": [THE, GREAT, BANG, GREAT, OOV, DOT], "token_count": 8},
+    *EXPECTED_ROWS[1:],
+]
+
+
 def _input_data():
     return [
         {features.TEXT_KEY: [text], features.LABEL_KEY: [label]}
@@ -54,8 +67,8 @@ def _input_data():
     ]
 
 
-def _expected_data():
-    return [{**row, "label": label} for row, label in zip(EXPECTED_ROWS, LABELS, strict=True)]
+def _expected_data(rows=EXPECTED_ROWS):
+    return [{**row, "label": label} for row, label in zip(rows, LABELS, strict=True)]
 
 
 def _fixed_len_metadata():
@@ -113,6 +126,52 @@ class PreprocessingFnTest(tft_unit.TransformTestCase):
             expected_vocab_file_contents={features.VOCAB_NAME: EXPECTED_VOCAB},
         )
 
+    def test_head_truncation_is_the_default(self):
+        self.assertAnalyzeAndTransformResults(
+            _input_data(),
+            _fixed_len_metadata(),
+            _preprocessing_fn(
+                max_sequence_length=MAX_LEN,
+                vocab_size=5,
+                num_oov_buckets=1,
+                frequency_threshold=1,
+                truncation="head",
+            ),
+            expected_data=_expected_data(),
+            expected_vocab_file_contents={features.VOCAB_NAME: EXPECTED_VOCAB},
+        )
+
+    def test_tail_truncation_keeps_the_last_tokens(self):
+        # The vocabulary is still computed over every token, only the kept ids change.
+        self.assertAnalyzeAndTransformResults(
+            _input_data(),
+            _fixed_len_metadata(),
+            _preprocessing_fn(
+                max_sequence_length=MAX_LEN,
+                vocab_size=5,
+                num_oov_buckets=1,
+                frequency_threshold=1,
+                truncation="tail",
+            ),
+            expected_data=_expected_data(EXPECTED_TAIL_ROWS),
+            expected_vocab_file_contents={features.VOCAB_NAME: EXPECTED_VOCAB},
+        )
+
+    def test_head_tail_truncation_keeps_first_quarter_and_the_end(self):
+        self.assertAnalyzeAndTransformResults(
+            _input_data(),
+            _fixed_len_metadata(),
+            _preprocessing_fn(
+                max_sequence_length=MAX_LEN,
+                vocab_size=5,
+                num_oov_buckets=1,
+                frequency_threshold=1,
+                truncation="head_tail",
+            ),
+            expected_data=_expected_data(EXPECTED_HEAD_TAIL_ROWS),
+            expected_vocab_file_contents={features.VOCAB_NAME: EXPECTED_VOCAB},
+        )
+
     def test_var_len_text_same_tokens(self):
         # SchemaGen infers the raw text column as a VarLenFeature: same tokens expected. A
         # missing text value (no entry at all) is treated like the empty string.
@@ -138,6 +197,19 @@ class PreprocessingFnTest(tft_unit.TransformTestCase):
             expected_data=_expected_data(),
             expected_vocab_file_contents={features.VOCAB_NAME: EXPECTED_VOCAB},
         )
+
+
+def test_truncate_rows_longer_shorter_and_empty():
+    ids = tf.ragged.constant([[1, 2, 3, 4, 5, 6, 7, 8, 9], [1, 2, 3], []], dtype=tf.int64)
+    cut = {t: preprocessing.truncate(ids, 8, t).to_list() for t in preprocessing.TRUNCATIONS}
+    assert cut["head"] == [[1, 2, 3, 4, 5, 6, 7, 8], [1, 2, 3], []]
+    assert cut["tail"] == [[2, 3, 4, 5, 6, 7, 8, 9], [1, 2, 3], []]
+    assert cut["head_tail"] == [[1, 2, 4, 5, 6, 7, 8, 9], [1, 2, 3], []]  # 8 // 4 = 2 first
+
+
+def test_truncate_rejects_unknown_mode():
+    with pytest.raises(ValueError, match="unknown truncation 'middle'"):
+        preprocessing.truncate(tf.ragged.constant([[1]], dtype=tf.int64), 1, "middle")
 
 
 def _tokens(text: str) -> list[str]:

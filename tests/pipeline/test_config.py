@@ -80,6 +80,10 @@ def test_overrides_are_typed_and_validated():
         match=r"(?s)--set model.batch_size.*model.batch_size: Input should be a valid integer",
     ):
         load_config(None, ["model.batch_size=abc"])
+    assert load_config(None).transform.truncation == "head"
+    assert load_config(None, ["transform.truncation=tail"]).transform.truncation == "tail"
+    with pytest.raises(ConfigError, match=r"transform.truncation: Input should be 'head'"):
+        load_config(None, ["transform.truncation=middle"])
     with pytest.raises(ConfigError, match="model.nope: unknown key"):
         load_config(None, ["model.nope=1"])
     with pytest.raises(ConfigError, match="expected section.key=value"):
