@@ -126,7 +126,7 @@ class PreprocessingFnTest(tft_unit.TransformTestCase):
             expected_vocab_file_contents={features.VOCAB_NAME: EXPECTED_VOCAB},
         )
 
-    def test_head_truncation_is_the_default(self):
+    def test_explicit_head_truncation_matches_the_default(self):
         self.assertAnalyzeAndTransformResults(
             _input_data(),
             _fixed_len_metadata(),
