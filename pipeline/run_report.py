@@ -262,8 +262,11 @@ def chart_slices(slices: dict[str, dict[str, float]], metric: str, path: Path) -
 
 
 def _bucket_order(name: str) -> int:
+    """ "<100" < "100-199" < ... < ">=400"."""
     digits = re.findall(r"\d+", name)
-    return int(digits[0]) + (1 if name.startswith(">") else 0) if digits else 0
+    if not digits or name.startswith("<"):
+        return -1
+    return int(digits[0]) + (1 if name.startswith(">") else 0)
 
 
 # --- HTML -------------------------------------------------------------------------------------
