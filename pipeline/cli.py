@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import sys
 from pathlib import Path
@@ -111,6 +112,7 @@ def run(
         f"({cfg.pipeline.runner} runner) in {cfg.pipeline.work_dir}"
     )
     tracker = ProgressTracker()
+    started = datetime.datetime.now()  # TFX names runs by their local start time
     # -v streams the libraries' logs instead of the live table (the two would interleave).
     display = contextlib.nullcontext() if verbose else live_progress(tracker, console)
     try:
@@ -122,7 +124,9 @@ def run(
         if debug:
             raise
         logs = sorted((Path(absolute(cfg.pipeline.work_dir)) / "logs").glob("run-*.log"))
-        _write_report(cfg, logs[-1] if logs else None)
+        run_id = _run_started_since(cfg, started)
+        if run_id is not None:  # the failed run reached ML Metadata: report what it did
+            _write_report(cfg, logs[-1] if logs else None, run_id)
         _fail(
             f"the pipeline failed: {type(exc).__name__}: {exc}\n"
             + (f"Full log: {logs[-1]}\n" if logs else "")
@@ -131,6 +135,23 @@ def run(
         )
     print_summary(console, result)
     _write_report(cfg, result.log_path)
+
+
+def _run_started_since(cfg, since: datetime.datetime) -> str | None:
+    """The id of the latest run of ``cfg``'s pipeline if it started at or after ``since``."""
+    from pipeline.runner import absolute
+    from pipeline.status import open_store, run_ids
+
+    try:
+        ids = run_ids(open_store(absolute(cfg.pipeline.resolved_metadata_path)), cfg.pipeline.name)
+    except (FileNotFoundError, LookupError):
+        return None
+    if not ids:
+        return None
+    try:
+        return ids[-1] if datetime.datetime.fromisoformat(ids[-1]) >= since else None
+    except ValueError:  # not a timestamp: cannot tell, so do not guess
+        return None
 
 
 def _write_report(cfg, log_path: Path | None, run_id: str | None = None) -> Path | None:

@@ -244,6 +244,29 @@ def test_schema_anomaly_stops_the_run_before_training(tmp_path):
     assert not Path(cfg.pipeline.resolved_serving_dir).exists()
 
 
+def test_a_failed_cli_run_points_to_its_log_and_reports_where_it_stopped(tmp_path):
+    data = tmp_path / "three.csv"
+    rows = [f"review number {i} is {'good' if i % 3 else 'bad'},{i % 3}" for i in range(30)]
+    data.write_text("text,label\n" + "\n".join(rows) + "\n")
+    work = tmp_path / "work"
+    args = _cli_args(
+        work,
+        f"data.source={data}",
+        "model.num_classes=3",
+        "data.class_names=[a, b, c]",
+        "data.labels={'0': 0, '1': 1, '2': 2}",
+    )
+    result = CliRunner().invoke(app, ["run", *args], env={"COLUMNS": "300"})
+    assert result.exit_code == 1
+    output = result.output + (result.stderr if result.stderr_bytes is not None else "")
+    (log,) = (work / "logs").glob("run-*.log")
+    assert f"Full log: {log}" in output.replace("\n", "")
+    assert "DataAnomaliesError" in output and "Traceback" not in output
+    (report,) = (work / "reports").glob("*/index.html")
+    verdict, _ = _page(report)
+    assert verdict == "The run did not finish in AnomalyGate: no evaluation, nothing pushed."
+
+
 def test_trainer_with_word_vectors_bucketing_pooling_schedule_and_early_stopping(tmp_path):
     # The levers configs/imdb.yaml uses, through the real components: word vectors pre-computed
     # in the pipeline from train + unlabelled text, length-bucketed batches, last+max+mean
