@@ -51,6 +51,16 @@ def _quiet_logs(verbose: bool) -> None:
         warnings.filterwarnings("ignore")
 
 
+def _with_data(overrides: list[str], data: str | None, test_data: str | None) -> list[str]:
+    """``--set`` overrides plus the ``--data``/``--test-data`` shortcuts."""
+    extra = list(overrides)
+    if data is not None:
+        extra.append(f"data.source={data}")
+    if test_data is not None:
+        extra.append(f"data.test_source={test_data}")
+    return extra
+
+
 def _fail(message: str, code: int = 2) -> None:
     err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
@@ -90,13 +100,8 @@ def run(
     debug: bool = typer.Option(False, "--debug", help="Show Python tracebacks on errors."),
 ) -> None:
     _quiet_logs(verbose)
-    extra = list(overrides)
-    if data is not None:
-        extra.append(f"data.source={data}")
-    if test_data is not None:
-        extra.append(f"data.test_source={test_data}")
     try:
-        cfg = load_config(config, extra)
+        cfg = load_config(config, _with_data(overrides, data, test_data))
     except ConfigError as exc:
         _fail(str(exc))
 
@@ -154,21 +159,25 @@ def _run_started_since(cfg, since: datetime.datetime) -> str | None:
         return None
 
 
-def _write_report(cfg, log_path: Path | None, run_id: str | None = None) -> Path | None:
-    """The run's HTML report; a report that cannot be written never fails the run."""
+def _report(cfg, log_path: Path | None, run_id: str | None) -> Path:
     from pipeline.run_report import write_report
     from pipeline.runner import absolute
 
+    return write_report(
+        absolute(cfg.pipeline.resolved_metadata_path),
+        cfg.pipeline.name,
+        work_dir=absolute(cfg.pipeline.work_dir),
+        run_id=run_id,
+        log_path=log_path,
+        serving_dir=absolute(cfg.pipeline.resolved_serving_dir),
+        class_names=list(cfg.data.class_names),
+    )
+
+
+def _write_report(cfg, log_path: Path | None, run_id: str | None = None) -> Path | None:
+    """The run's HTML report; a report that cannot be written never fails the run."""
     try:
-        path = write_report(
-            absolute(cfg.pipeline.resolved_metadata_path),
-            cfg.pipeline.name,
-            work_dir=absolute(cfg.pipeline.work_dir),
-            run_id=run_id,
-            log_path=log_path,
-            serving_dir=absolute(cfg.pipeline.resolved_serving_dir),
-            class_names=list(cfg.data.class_names),
-        )
+        path = _report(cfg, log_path, run_id)
     except Exception as exc:  # noqa: BLE001 - reporting must not turn a run into a failure
         err_console.print(f"[yellow]warning:[/] the run report was not written: {exc}")
         return None
@@ -208,13 +217,12 @@ def report(
     # The latest run's log is the newest file; an older run's report keeps the copy it has.
     log_path = logs[-1] if logs and run_id is None else None
     try:
-        from pipeline.status import read_run
-
-        read_run(metadata, cfg.pipeline.name, run_id)
-    except LookupError as exc:
+        path = _report(cfg, log_path, run_id)
+    except LookupError as exc:  # no such run
         _fail(str(exc))
-    if _write_report(cfg, log_path, run_id) is None:
-        raise typer.Exit(1)
+    except Exception as exc:  # noqa: BLE001 - the top of the CLI: report, then exit non-zero
+        _fail(f"the run report was not written: {exc}", 1)
+    console.print(f"Report: {path}")
 
 
 STATUS_HELP = """List recent runs from ML Metadata (per component: executed, cached or failed, and
@@ -386,17 +394,12 @@ def prepare_cmd(
     overrides: list[str] = typer.Option([], "--set", help="section.key=value (repeatable)."),
 ) -> None:
     _quiet_logs(False)
-    extra = list(overrides)
-    if data is not None:
-        extra.append(f"data.source={data}")
-    if test_data is not None:
-        extra.append(f"data.test_source={test_data}")
     from pipeline.data import InputDataError, export_prepared, prepare_inputs
     from pipeline.imdb import ImdbImportError
     from pipeline.runner import absolute
 
     try:
-        cfg = load_config(config, extra)
+        cfg = load_config(config, _with_data(overrides, data, test_data))
         prepared = prepare_inputs(cfg.data, absolute(cfg.pipeline.work_dir))
         export_prepared(prepared, out)
     except (ConfigError, InputDataError, ImdbImportError, OSError) as exc:

@@ -7,6 +7,7 @@ from rich.table import Table
 
 from components.versioned_pusher import pushed_versions
 from pipeline.config import Config
+from pipeline.evaluation import accuracy_metric_name
 from pipeline.runner import RunResult, absolute
 from pipeline.status import read_recent_runs, read_run
 
@@ -112,7 +113,7 @@ def print_status(console: Console, config: Config, limit: int) -> None:
     table.add_column("auc", justify="right")
     for version, provenance in sorted(versions.items(), key=lambda kv: -int(kv[0])):
         recorded = provenance.get("metrics") or {}
-        accuracy = recorded.get("binary_accuracy", recorded.get("sparse_categorical_accuracy"))
+        accuracy = recorded.get(accuracy_metric_name(config.model.num_classes))
         blessing = provenance.get("blessing_uri")
         table.add_row(
             version,

@@ -26,7 +26,8 @@ from matplotlib.figure import Figure
 from components import features
 from components.versioned_pusher import pushed_versions
 from pipeline import pipeline as p
-from pipeline.status import RunStatus, read_run
+from pipeline.evaluation import accuracy_metric_name
+from pipeline.status import RunStatus, read_run, threshold_text
 
 REPORT_FILE = "index.html"
 CANDIDATE, BASELINE = "candidate", "baseline"
@@ -94,19 +95,6 @@ def _snake(class_name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", class_name).lower()
 
 
-def _threshold_text(threshold: tfma.MetricThreshold) -> str:
-    parts = []
-    if threshold.HasField("value_threshold"):
-        vt = threshold.value_threshold
-        if vt.HasField("lower_bound"):
-            parts.append(f">= {vt.lower_bound.value:g}")
-        if vt.HasField("upper_bound"):
-            parts.append(f"<= {vt.upper_bound.value:g}")
-    if threshold.HasField("change_threshold") and threshold.change_threshold.HasField("absolute"):
-        parts.append(f"change vs baseline >= {threshold.change_threshold.absolute.value:g}")
-    return " and ".join(parts)
-
-
 def metric_rows(evaluation_uri: str) -> tuple[list[MetricRow], dict[str, dict[str, float]]]:
     """Overall metrics (candidate, baseline, delta, threshold, pass) and per-slice metrics."""
     eval_config = tfma.load_eval_result(evaluation_uri).config
@@ -145,7 +133,7 @@ def metric_rows(evaluation_uri: str) -> tuple[list[MetricRow], dict[str, dict[st
                 row.value = value
     for name, threshold in thresholds.items():
         if name in overall:
-            overall[name].threshold = _threshold_text(threshold)
+            overall[name].threshold = threshold_text(threshold)
             overall[name].passed = name not in failed
     return list(overall.values()), slices
 
@@ -425,31 +413,20 @@ def write_report(
                 + _img(chart_confusion(matrix, class_names, staging / "confusion.png"), "matrix")
             )
         if slices:
-            accuracy = next(
-                (
-                    m
-                    for m in ("binary_accuracy", "sparse_categorical_accuracy")
-                    if any(m in v for v in slices.values())
-                ),
-                None,
-            )
+            accuracy = accuracy_metric_name(len(class_names))
             rows = [
                 [
                     html.escape(b),
                     _fmt(slices[b].get("example_count")),
-                    _fmt(slices[b].get(accuracy)) if accuracy else "",
+                    _fmt(slices[b].get(accuracy)),
                     _fmt(slices[b].get("auc")),
                 ]
                 for b in sorted(slices, key=_bucket_order)
             ]
             sections.append(
                 "<h3>By review length</h3>"
-                + _table(["tokens", "examples", accuracy or "accuracy", "auc"], rows)
-                + (
-                    _img(chart_slices(slices, accuracy, staging / "slices.png"), "per slice")
-                    if accuracy
-                    else ""
-                )
+                + _table(["tokens", "examples", accuracy, "auc"], rows)
+                + _img(chart_slices(slices, accuracy, staging / "slices.png"), "per slice")
             )
 
     if serving_dir and tf.io.gfile.isdir(serving_dir):
@@ -457,7 +434,7 @@ def write_report(
         rows = []
         for version, provenance in sorted(versions.items(), key=lambda kv: -int(kv[0])):
             recorded = provenance.get("metrics", {})
-            accuracy = recorded.get("binary_accuracy", recorded.get("sparse_categorical_accuracy"))
+            accuracy = recorded.get(accuracy_metric_name(len(class_names)))
             rows.append(
                 [
                     version,

@@ -175,12 +175,13 @@ def evaluation_summary(evaluation_uri: str) -> tuple[dict[str, float], list[str]
             what = "change vs baseline" if failure.metric_key.is_diff else "value"
             reasons.append(
                 f"{name} {what} {failure.metric_value.double_value.value:.4f} failed "
-                f"the threshold {_threshold_text(failure.metric_threshold)}"
+                f"the threshold {threshold_text(failure.metric_threshold)}"
             )
     return metrics, reasons
 
 
-def _threshold_text(threshold) -> str:
+def threshold_text(threshold) -> str:
+    """``>= 0.85 and change >= -0.005``: a TFMA MetricThreshold as the user configured it."""
     parts = []
     if threshold.HasField("value_threshold"):
         vt = threshold.value_threshold

@@ -126,22 +126,7 @@ class PreprocessingFnTest(tft_unit.TransformTestCase):
             expected_vocab_file_contents={features.VOCAB_NAME: EXPECTED_VOCAB},
         )
 
-    def test_explicit_head_truncation_matches_the_default(self):
-        self.assertAnalyzeAndTransformResults(
-            _input_data(),
-            _fixed_len_metadata(),
-            _preprocessing_fn(
-                max_sequence_length=MAX_LEN,
-                vocab_size=5,
-                num_oov_buckets=1,
-                frequency_threshold=1,
-                truncation="head",
-            ),
-            expected_data=_expected_data(),
-            expected_vocab_file_contents={features.VOCAB_NAME: EXPECTED_VOCAB},
-        )
-
-    def test_tail_truncation_keeps_the_last_tokens(self):
+    def _assert_truncation(self, truncation, expected_rows=EXPECTED_ROWS):
         # The vocabulary is still computed over every token, only the kept ids change.
         self.assertAnalyzeAndTransformResults(
             _input_data(),
@@ -151,26 +136,20 @@ class PreprocessingFnTest(tft_unit.TransformTestCase):
                 vocab_size=5,
                 num_oov_buckets=1,
                 frequency_threshold=1,
-                truncation="tail",
+                truncation=truncation,
             ),
-            expected_data=_expected_data(EXPECTED_TAIL_ROWS),
+            expected_data=_expected_data(expected_rows),
             expected_vocab_file_contents={features.VOCAB_NAME: EXPECTED_VOCAB},
         )
 
+    def test_explicit_head_truncation_matches_the_default(self):
+        self._assert_truncation("head")
+
+    def test_tail_truncation_keeps_the_last_tokens(self):
+        self._assert_truncation("tail", EXPECTED_TAIL_ROWS)
+
     def test_head_tail_truncation_keeps_first_quarter_and_the_end(self):
-        self.assertAnalyzeAndTransformResults(
-            _input_data(),
-            _fixed_len_metadata(),
-            _preprocessing_fn(
-                max_sequence_length=MAX_LEN,
-                vocab_size=5,
-                num_oov_buckets=1,
-                frequency_threshold=1,
-                truncation="head_tail",
-            ),
-            expected_data=_expected_data(EXPECTED_HEAD_TAIL_ROWS),
-            expected_vocab_file_contents={features.VOCAB_NAME: EXPECTED_VOCAB},
-        )
+        self._assert_truncation("head_tail", EXPECTED_HEAD_TAIL_ROWS)
 
     def test_var_len_text_same_tokens(self):
         # SchemaGen infers the raw text column as a VarLenFeature: same tokens expected. A
