@@ -11,6 +11,7 @@ it, and it saves models with dropout and custom signatures without workarounds.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +35,9 @@ class ModelParams:
     embeddings_trainable: bool = True
     pooling: str = "last"  # "last" or "last_max_mean"
     embedding_dropout: float = 0.0  # drops whole embedding channels (SpatialDropout1D)
+    # L2 norm of the adversarial perturbation added to each review's embeddings during training
+    # (Miyato, Dai & Goodfellow 2017); 0 trains on the clean loss only.
+    adversarial_epsilon: float = 0.0
 
 
 @keras.utils.register_keras_serializable(package="sentiment")
@@ -62,49 +66,118 @@ class MaskedMaxMeanPooling1D(keras.layers.Layer):
         return None
 
 
+@keras.utils.register_keras_serializable(package="sentiment")
+class NotPadding(keras.layers.Layer):
+    """True where a token id is not padding: the mask every later layer receives."""
+
+    def call(self, ids):
+        return tf.not_equal(ids, features.PADDING_ID)
+
+
+@keras.utils.register_keras_serializable(package="sentiment")
+class SentimentClassifier(keras.Model):
+    """The functional classifier, plus adversarial training on the embeddings.
+
+    With ``adversarial_epsilon`` > 0 each training step adds, to the clean loss, the loss on
+    the same batch with every review's embedded sequence moved by ``epsilon`` (L2 norm) in the
+    direction that increases the loss most (Miyato et al. 2017, "Adversarial training methods
+    for semi-supervised text classification"). It only changes how weights are fitted:
+    prediction is the unchanged functional graph.
+    """
+
+    def __init__(self, *args, adversarial_epsilon: float = 0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.adversarial_epsilon = float(adversarial_epsilon)
+        # (ids, embedded) -> probabilities through this model's own layers; a plain function,
+        # not an attribute Keras would track and save as part of the model.
+        self._from_embeddings: Callable[..., tf.Tensor] | None = None
+
+    def get_config(self):
+        return {**super().get_config(), "adversarial_epsilon": self.adversarial_epsilon}
+
+    def train_step(self, data):
+        if not self.adversarial_epsilon or self._from_embeddings is None:
+            return super().train_step(data)
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        embedding = self.get_layer("embedding")
+        with tf.GradientTape() as tape:
+            embedded = embedding(x, training=True)
+            with tf.GradientTape() as inner:
+                inner.watch(embedded)
+                y_pred = self._from_embeddings([x, embedded], training=True)
+                clean_loss = self.compute_loss(x, y, y_pred, sample_weight)
+            direction = tf.stop_gradient(inner.gradient(clean_loss, embedded))
+            perturbation = self.adversarial_epsilon * tf.math.l2_normalize(direction, axis=[1, 2])
+            y_adversarial = self._from_embeddings([x, embedded + perturbation], training=True)
+            loss = clean_loss + self.loss(y, y_adversarial, sample_weight)
+        self.optimizer.minimize(loss, self.trainable_variables, tape=tape)
+        return self.compute_metrics(x, y, y_pred, sample_weight)
+
+
 def build_model(params: ModelParams, embedding_matrix: np.ndarray | None = None) -> keras.Model:
     """Compile the classifier. ``embedding_matrix`` (vocab_total x dim) initialises the
     embedding from pre-computed word vectors; row 0 (padding) is never read thanks to masking."""
+    if params.pooling not in ("last", "last_max_mean"):
+        raise ValueError(f"unknown pooling {params.pooling!r}")
     # Any length up to max_sequence_length: serving sends the padded Transform output, training
     # may send batches cut to their longest review.
     tokens = keras.Input(shape=(None,), dtype=tf.int64, name=features.TOKENS_KEY)
-    x = keras.layers.Embedding(
+    embedding = keras.layers.Embedding(
         params.vocab_total,
         params.embedding_dimension,
         mask_zero=True,  # id 0 is padding: the LSTM skips it
         trainable=params.embeddings_trainable,
         name="embedding",
-    )(tokens)
-    if params.embedding_dropout > 0:
-        x = keras.layers.SpatialDropout1D(params.embedding_dropout, name="embedding_dropout")(x)
-    if params.pooling not in ("last", "last_max_mean"):
-        raise ValueError(f"unknown pooling {params.pooling!r}")
+    )
+    not_padding = NotPadding(name="not_padding")
+    spatial_dropout = (
+        keras.layers.SpatialDropout1D(params.embedding_dropout, name="embedding_dropout")
+        if params.embedding_dropout > 0
+        else None
+    )
     pooled = params.pooling == "last_max_mean"
     lstm = keras.layers.LSTM(
         params.lstm_units, return_sequences=pooled, return_state=pooled, name="lstm"
     )
     if params.bidirectional:
         lstm = keras.layers.Bidirectional(lstm, name="bilstm")
-    if pooled:
-        outputs = lstm(x)
-        sequence, states = outputs[0], outputs[1:]
-        # Last hidden state per direction: (h, c) for LSTM, (h_fw, c_fw, h_bw, c_bw) for BiLSTM.
-        last = [states[0]] if not params.bidirectional else [states[0], states[2]]
-        x = keras.layers.Concatenate(name="last_max_mean")(
-            [*last, MaskedMaxMeanPooling1D(name="max_mean_over_time")(sequence)]
-        )
-    else:
-        x = lstm(x)
-    x = keras.layers.Dropout(1.0 - params.dropout_keep_prob, name="dropout")(x)
-    x = keras.layers.Dense(params.dense_units, activation="relu", name="dense")(x)
-    probabilities = keras.layers.Dense(
+    max_mean = MaskedMaxMeanPooling1D(name="max_mean_over_time") if pooled else None
+    concat = keras.layers.Concatenate(name="last_max_mean") if pooled else None
+    dropout = keras.layers.Dropout(1.0 - params.dropout_keep_prob, name="dropout")
+    dense = keras.layers.Dense(params.dense_units, activation="relu", name="dense")
+    output = keras.layers.Dense(
         params.num_classes, activation="softmax", name=features.OUTPUT_PROBABILITIES
-    )(x)
-    model = keras.Model(inputs=tokens, outputs=probabilities, name="sentiment_lstm")
+    )
+
+    def classify(ids, embedded):
+        """Everything after the embedding lookup (shared by both graphs below)."""
+        mask = not_padding(ids)
+        x = spatial_dropout(embedded) if spatial_dropout is not None else embedded
+        if pooled:
+            outputs = lstm(x, mask=mask)
+            sequence, states = outputs[0], outputs[1:]
+            # Last hidden state per direction: (h, c) for LSTM, (h_fw, c_fw, h_bw, c_bw) for BiLSTM.
+            last = [states[0]] if not params.bidirectional else [states[0], states[2]]
+            x = concat([*last, max_mean(sequence, mask=mask)])
+        else:
+            x = lstm(x, mask=mask)
+        return output(dense(dropout(x)))
+
+    model = SentimentClassifier(
+        inputs=tokens,
+        outputs=classify(tokens, embedding(tokens)),
+        name="sentiment_lstm",
+        adversarial_epsilon=params.adversarial_epsilon,
+    )
+    if params.adversarial_epsilon:
+        # The same layers fed with (perturbed) embeddings: how adversarial training reaches them.
+        embedded = keras.Input(shape=(None, params.embedding_dimension), name="embedded")
+        head = keras.Model([tokens, embedded], classify(tokens, embedded))
+        model._from_embeddings = lambda inputs, training: head(inputs, training=training)
     if embedding_matrix is not None:
         # Set after building, not as a Constant initializer: an initializer constant would be
         # baked into every traced function of the SavedModel (tens of MB each).
-        model.get_layer("embedding").set_weights([np.asarray(embedding_matrix, dtype="float32")])
+        embedding.set_weights([np.asarray(embedding_matrix, dtype="float32")])
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=params.learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(),
@@ -147,3 +220,78 @@ def load_word_vectors(
             matrix[row] = np.asarray(parts[1:], dtype="float32")
             found += 1
     return matrix, found
+
+
+def _block_lstm_sequence(cell: keras.layers.LSTMCell, inputs: tf.Tensor) -> tf.Tensor:
+    """Hidden states [batch, time, units] of a Keras LSTM cell run over every step of
+    ``inputs`` [batch, time, features] by TensorFlow's fused ``BlockLSTM`` kernel."""
+    # Keras keeps gates as (input, forget, cell, output); BlockLSTM as (input, cell, forget,
+    # output), with input and recurrent weights stacked.
+    i, f, c, o = tf.split(tf.concat([cell.kernel, cell.recurrent_kernel], axis=0), 4, axis=1)
+    bi, bf, bc, bo = tf.split(cell.bias, 4)
+    zeros_state = tf.zeros([tf.shape(inputs)[0], cell.units])
+    no_peephole = tf.zeros([cell.units])
+    outputs = tf.raw_ops.BlockLSTM(
+        seq_len_max=tf.cast(tf.shape(inputs)[1], tf.int64),
+        x=tf.transpose(inputs, [1, 0, 2]),
+        cs_prev=zeros_state,
+        h_prev=zeros_state,
+        w=tf.concat([i, c, f, o], axis=1),
+        wci=no_peephole,
+        wcf=no_peephole,
+        wco=no_peephole,
+        b=tf.concat([bi, bc, bf, bo], axis=0),
+        forget_bias=0.0,  # Keras folds it into the bias
+        cell_clip=-1.0,  # no clipping, as in Keras
+        use_peephole=False,
+    )
+    return tf.transpose(outputs[-1], [1, 0, 2])
+
+
+def fused_inference(model: keras.Model) -> Callable[[tf.Tensor], tf.Tensor]:
+    """``tokens -> probabilities``, the same function as ``model(tokens, training=False)``
+    for a model from :func:`build_model`, computed with the fused ``BlockLSTM`` kernel.
+
+    Keras runs an LSTM as a while loop of about fifteen small ops per time step, and the
+    per-op overhead dominates on a CPU: one review of 200 tokens costs ~4x more that way. The
+    fused kernel does a whole sequence in one op. Prediction only (dropout is off); training
+    keeps the Keras layers. Reviews must be padded at the end (as Transform pads them): a
+    sequence's length is its number of non-padding ids.
+    """
+    embedding = model.get_layer("embedding").embeddings
+    bidirectional = any(layer.name == "bilstm" for layer in model.layers)
+    recurrent = model.get_layer("bilstm" if bidirectional else "lstm")
+    cells = (
+        [recurrent.forward_layer.cell, recurrent.backward_layer.cell]
+        if bidirectional
+        else [recurrent.cell]
+    )
+    pooled = any(layer.name == "max_mean_over_time" for layer in model.layers)
+    dense = model.get_layer("dense")
+    output = model.get_layer(features.OUTPUT_PROBABILITIES)
+
+    def predict(tokens: tf.Tensor) -> tf.Tensor:
+        mask = tf.not_equal(tokens, features.PADDING_ID)
+        lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
+        steps = tf.maximum(lengths, 1)  # an empty review: its outputs are zeroed below
+        last_step = tf.stack([tf.range(tf.shape(tokens)[0]), steps - 1], axis=1)
+        embedded = tf.gather(embedding, tokens)
+        forward = _block_lstm_sequence(cells[0], embedded)
+        last = [tf.gather_nd(forward, last_step)]
+        sequence = forward
+        if bidirectional:
+            # The backward LSTM reads each review from its own last token: reverse only the
+            # valid part, so padding stays at the end, then align the outputs with the input.
+            reversed_outputs = _block_lstm_sequence(
+                cells[1], tf.reverse_sequence(embedded, steps, seq_axis=1, batch_axis=0)
+            )
+            last.append(tf.gather_nd(reversed_outputs, last_step))
+            backward = tf.reverse_sequence(reversed_outputs, steps, seq_axis=1, batch_axis=0)
+            sequence = tf.concat([forward, backward], axis=-1)
+        has_tokens = tf.expand_dims(lengths > 0, 1)
+        parts = [tf.where(has_tokens, state, tf.zeros_like(state)) for state in last]
+        if pooled:
+            parts.append(model.get_layer("max_mean_over_time")(sequence, mask=mask))
+        return output(dense(tf.concat(parts, axis=-1)))
+
+    return predict

@@ -15,6 +15,7 @@ import tensorflow_transform as tft
 import tf_keras as keras
 
 from components import features
+from components.model import fused_inference
 
 
 def raw_text_features(
@@ -45,15 +46,17 @@ def _trimmed_tokens(transformed: dict[str, tf.Tensor]) -> tf.Tensor:
 
 def _predict(model: keras.Model, transformed: dict[str, tf.Tensor]) -> tf.Tensor:
     """Class probabilities, the same as ``model(tokens)`` (masking ignores padding) but with
-    as little padding as possible: a small batch is cut to its longest review; a large one is
-    sorted by length and run in chunks of SERVING_CHUNK, each cut to its own longest review."""
+    the fused LSTM kernel (:func:`components.model.fused_inference`) and as little padding as
+    possible: a small batch is cut to its longest review; a large one is sorted by length and
+    run in chunks of SERVING_CHUNK, each cut to its own longest review."""
+    predict = fused_inference(model)
     tokens = transformed[features.TOKENS_KEY]
     counts = tf.reshape(transformed[features.TOKEN_COUNT_KEY], [-1])
     size = tf.shape(tokens)[0]
     width = tf.shape(tokens, out_type=tf.int64)[1]
 
     def whole_batch():
-        return model(_trimmed_tokens(transformed), training=False)
+        return predict(_trimmed_tokens(transformed))
 
     def sorted_chunks():
         order = tf.argsort(counts, direction="DESCENDING", stable=True)
@@ -71,7 +74,7 @@ def _predict(model: keras.Model, transformed: dict[str, tf.Tensor]) -> tf.Tensor
             start = i * SERVING_CHUNK
             end = tf.minimum(start + SERVING_CHUNK, size)
             chunk = tokens_sorted[start:end, : lengths[start]]  # longest first: sorted
-            return i + 1, probabilities.write(i, model(chunk, training=False))
+            return i + 1, probabilities.write(i, predict(chunk))
 
         _, probabilities = tf.while_loop(lambda i, _: i < chunks, body, (0, probabilities))
         # Back to the request's order.

@@ -112,6 +112,7 @@ def model_params(cfg: dict[str, Any], vocab_size: int, total_steps: int = 1) -> 
         learning_rate=_learning_rate(cfg, total_steps),
         pooling=str(cfg.get("pooling", "last")),
         embedding_dropout=float(cfg.get("embedding_dropout", 0.0)),
+        adversarial_epsilon=float(cfg.get("adversarial_epsilon", 0.0)),
         embeddings_trainable=bool(
             word_vectors.get("trainable", True)
             if word_vectors

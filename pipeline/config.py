@@ -141,6 +141,10 @@ class ModelSection(_Section):
     dropout_keep_prob: float = Field(0.8, gt=0.0, le=1.0)
     # Fraction of embedding channels dropped during training (SpatialDropout1D); 0 = off.
     embedding_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    # Adversarial training (Miyato et al. 2017): also fit each batch with its embeddings moved
+    # this far (L2 norm per review) in the direction that hurts most; 0 = off. Costs about
+    # twice the training time; prediction is unchanged.
+    adversarial_epsilon: float = Field(0.0, ge=0.0)
     learning_rate: float = Field(1e-3, gt=0.0)
     # "cosine" decays the learning rate to 0 over num_iterations.
     learning_rate_schedule: Literal["constant", "cosine"] = "constant"

@@ -57,6 +57,7 @@ def trainer_custom_config(config: Config) -> dict[str, Any]:
         "learning_rate_schedule": m.learning_rate_schedule,
         "pooling": m.pooling,
         "embedding_dropout": m.embedding_dropout,
+        "adversarial_epsilon": m.adversarial_epsilon,
         "pretrain_trainable": m.pretrain_trainable,
         "bucket_by_length": m.bucket_by_length,
         "early_stopping_patience": m.early_stopping_patience,

@@ -267,10 +267,11 @@ def test_a_failed_cli_run_points_to_its_log_and_reports_where_it_stopped(tmp_pat
     assert verdict == "The run did not finish in AnomalyGate: no evaluation, nothing pushed."
 
 
-def test_trainer_with_word_vectors_bucketing_pooling_schedule_and_early_stopping(tmp_path):
+def test_trainer_with_the_imdb_levers(tmp_path):
     # The levers configs/imdb.yaml uses, through the real components: word vectors pre-computed
     # in the pipeline from train + unlabelled text, length-bucketed batches, last+max+mean
-    # pooling, a BiLSTM, cosine learning rate and early stopping.
+    # pooling, a BiLSTM, cosine learning rate, early stopping and adversarial training (whose
+    # model the Evaluator must load and the Pusher ship like any other).
     unlabelled = tmp_path / "unlabelled.txt"
     unlabelled.write_text("a fine and moving film\nthe plot was dull and slow\n" * 20)
     cfg = _config(
@@ -282,6 +283,7 @@ def test_trainer_with_word_vectors_bucketing_pooling_schedule_and_early_stopping
         "model.bidirectional=true",
         "model.learning_rate_schedule=cosine",
         "model.early_stopping_patience=1",
+        "model.adversarial_epsilon=0.5",
         "model.num_iterations=6",
         "model.steps_per_epoch=2",
         "evaluation.baseline=none",

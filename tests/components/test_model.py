@@ -16,7 +16,7 @@ import tf_keras as keras
 from tensorflow_transform.tf_metadata import dataset_metadata
 
 from components import features, preprocessing, signatures
-from components.model import ModelParams, build_model, load_word_vectors
+from components.model import ModelParams, build_model, fused_inference, load_word_vectors
 
 MAX_LEN = 6
 
@@ -87,6 +87,38 @@ def test_padded_and_unpadded_copies_agree(bidirectional, pooling):
     assert np.all(np.isfinite(empty))
 
 
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("pooling", ["last", "last_max_mean"])
+def test_fused_inference_computes_the_keras_model(bidirectional, pooling):
+    """The serving path (fused BlockLSTM kernel) gives the Keras model's answers: reviews of
+    every length, a full one, an empty one; with trained-looking (non-initial) weights."""
+    params = _params(
+        bidirectional=bidirectional, pooling=pooling, dropout_keep_prob=0.5, embedding_dropout=0.3
+    )
+    model = build_model(params)
+    rng = np.random.default_rng(7)
+    model.set_weights([rng.normal(0.0, 0.4, w.shape).astype("f4") for w in model.get_weights()])
+    x = np.array(
+        [
+            [5, 7, 2, 9, 11, 3],
+            [5, 7, 2, 0, 0, 0],
+            [4, 0, 0, 0, 0, 0],
+            [0, 0, 0, 0, 0, 0],
+            [1, 10, 1, 10, 6, 0],
+        ],
+        dtype=np.int64,
+    )
+    expected = model(x, training=False).numpy()
+    got = fused_inference(model)(tf.constant(x)).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    # Not vacuous: the reviews get different answers.
+    assert np.abs(expected[0] - expected[1]).max() > 1e-3
+    assert np.abs(expected[1] - expected[2]).max() > 1e-3
+    # Inside a traced function (as in the serving signatures), with a cut batch.
+    traced = tf.function(fused_inference(model))
+    np.testing.assert_allclose(traced(tf.constant(x[1:3, :3])).numpy(), expected[1:3], atol=1e-6)
+
+
 def test_dropout_only_in_training():
     model = build_model(_params(dropout_keep_prob=0.5, lstm_units=16, dense_units=16))
     assert model.get_layer("dropout").rate == pytest.approx(0.5)
@@ -107,6 +139,56 @@ def test_embedding_matrix_initialises_weights_and_trainable_flag():
     np.testing.assert_array_equal(embedding.get_weights()[0], matrix)
     assert not embedding.trainable
     assert build_model(_params()).get_layer("embedding").trainable
+
+
+def _sgd_step(model, x, y):
+    """One plain SGD step (learning rate 1): the weights move by exactly minus the gradient."""
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate=1.0),
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+    )
+    model.train_on_batch(x, y)
+    return [w.numpy() for w in model.trainable_weights]
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_adversarial_training_adds_the_loss_at_the_worst_perturbation(bidirectional):
+    """One step with adversarial_epsilon = the clean gradient plus the gradient at embeddings
+    moved by epsilon (L2 per review) along the clean loss gradient, computed here independently:
+    every id occurs once in the batch, so moving an embedding row moves exactly one position."""
+    eps = 0.7
+    common = dict(
+        vocab_total=12, bidirectional=bidirectional, pooling="last_max_mean", dropout_keep_prob=1.0
+    )
+    x = np.array([[1, 2, 3, 4, 0, 0], [5, 6, 7, 8, 9, 10]], dtype=np.int64)
+    y = np.array([1, 0])
+    adversarial = build_model(_params(adversarial_epsilon=eps, **common))
+    plain = build_model(_params(**common))
+    plain.set_weights(adversarial.get_weights())
+    start = [w.numpy() for w in plain.trainable_weights]
+    loss_fn = keras.losses.SparseCategoricalCrossentropy()
+
+    def gradients():
+        with tf.GradientTape() as tape:
+            loss = loss_fn(y, plain(x, training=True))
+        grads = tape.gradient(loss, plain.trainable_weights)
+        return [tf.convert_to_tensor(g).numpy() for g in grads]
+
+    clean = gradients()
+    embedding = plain.get_layer("embedding").embeddings
+    table_index = [i for i, w in enumerate(plain.trainable_weights) if w is embedding][0]
+    moved = start[table_index].copy()
+    for review in x:
+        rows = review[review != features.PADDING_ID]
+        direction = clean[table_index][rows]
+        moved[rows] += eps * direction / np.linalg.norm(direction)
+    embedding.assign(moved)
+    at_perturbation = gradients()
+    expected = [w - g1 - g2 for w, g1, g2 in zip(start, clean, at_perturbation, strict=True)]
+    for got, want in zip(_sgd_step(adversarial, x, y), expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    # The adversarial term is not negligible here: a step without it would fail the check above.
+    assert not np.allclose(expected[table_index], start[table_index] - clean[table_index])
 
 
 # --- load_word_vectors ------------------------------------------------------------------------
