@@ -46,8 +46,9 @@ RESULTS_JSON = REPO / "bench" / "results" / "imdb-latest.json"
 RESULTS_MD = REPO / "bench" / "results" / "imdb-latest.md"
 DEFAULT_WORK_DIR = Path(tempfile.gettempdir()) / "sentiment-bench-imdb"
 DEFAULT_CONFIG = "configs/imdb.yaml"
-# What a pipeline run writes into its work_dir (the only entries reset_dir deletes).
-RUN_DIR_ENTRIES = ("inputs", "pipeline", "serving", "metadata.sqlite")
+# What a pipeline run writes into its work_dir (the only entries reset_dir deletes); checked
+# against a real run by tests/test_e2e.py.
+RUN_DIR_ENTRIES = ("inputs", "pipeline", "serving", "metadata.sqlite", "logs", "reports")
 
 # Serving measurement defaults.
 SERVING_BATCH_SIZE = 256

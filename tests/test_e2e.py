@@ -115,6 +115,15 @@ def runs(tmp_path_factory):
     }
 
 
+def test_the_imdb_bench_recognises_everything_a_run_writes(runs):
+    # make bench-imdb deletes its previous run directory only when it holds nothing else.
+    from bench.imdb import RUN_DIR_ENTRIES
+
+    written = sorted(path.name for path in runs["work"].iterdir())
+    assert {"pipeline", "serving", "logs", "reports"} <= set(written)
+    assert [name for name in written if not name.startswith(RUN_DIR_ENTRIES)] == []
+
+
 def test_first_run_executes_every_component(runs):
     status = runs["statuses"][0]
     states = _states(status)
