@@ -38,6 +38,10 @@ class ModelParams:
     # L2 norm of the adversarial perturbation added to each review's embeddings during training
     # (Miyato, Dai & Goodfellow 2017); 0 trains on the clean loss only.
     adversarial_epsilon: float = 0.0
+    # Exponential moving average of the weights (Adam's use_ema), loaded into the model every
+    # ``weight_average_every`` steps (each validation pass) and at the end; 0 = off.
+    weight_average_momentum: float = 0.0
+    weight_average_every: int | None = None
 
 
 @keras.utils.register_keras_serializable(package="sentiment")
@@ -179,7 +183,14 @@ def build_model(params: ModelParams, embedding_matrix: np.ndarray | None = None)
         # baked into every traced function of the SavedModel (tens of MB each).
         embedding.set_weights([np.asarray(embedding_matrix, dtype="float32")])
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=params.learning_rate),
+        optimizer=keras.optimizers.Adam(
+            learning_rate=params.learning_rate,
+            use_ema=params.weight_average_momentum > 0,
+            ema_momentum=params.weight_average_momentum or 0.99,
+            ema_overwrite_frequency=(
+                params.weight_average_every if params.weight_average_momentum > 0 else None
+            ),
+        ),
         loss=keras.losses.SparseCategoricalCrossentropy(),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )

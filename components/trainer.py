@@ -98,6 +98,13 @@ def _vocabulary(tf_transform_output: tft.TFTransformOutput) -> list[str]:
         return [line.rstrip(b"\n").decode("utf-8", "replace") for line in handle]
 
 
+def epochs_and_steps(cfg: dict[str, Any], total_steps: int) -> tuple[int, int]:
+    """(Keras epochs, steps per epoch): validation passes spread evenly over ``total_steps``."""
+    steps_per_epoch = min(int(cfg.get("steps_per_epoch", total_steps)), total_steps)
+    epochs = math.ceil(total_steps / steps_per_epoch)
+    return epochs, math.ceil(total_steps / epochs)
+
+
 def model_params(cfg: dict[str, Any], vocab_size: int, total_steps: int = 1) -> ModelParams:
     word_vectors = cfg.get("word_vectors") or {}
     return ModelParams(
@@ -113,6 +120,8 @@ def model_params(cfg: dict[str, Any], vocab_size: int, total_steps: int = 1) -> 
         pooling=str(cfg.get("pooling", "last")),
         embedding_dropout=float(cfg.get("embedding_dropout", 0.0)),
         adversarial_epsilon=float(cfg.get("adversarial_epsilon", 0.0)),
+        weight_average_momentum=float(cfg.get("weight_average_momentum", 0.0)),
+        weight_average_every=epochs_and_steps(cfg, total_steps)[1],
         embeddings_trainable=bool(
             word_vectors.get("trainable", True)
             if word_vectors
@@ -162,9 +171,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     )
 
     model = build_model(params, embedding_matrix)
-    steps_per_epoch = min(int(cfg.get("steps_per_epoch", total_steps)), total_steps)
-    epochs = math.ceil(total_steps / steps_per_epoch)
-    steps_per_epoch = math.ceil(total_steps / epochs)  # spread evenly: epochs x steps ~ total
+    epochs, steps_per_epoch = epochs_and_steps(cfg, total_steps)
     timer = _TrainTimer()
     callbacks = [
         keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir, update_freq="epoch"),
@@ -206,6 +213,10 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             indent=2,
         )
 
+    # Export the plain functional graph (same layers and weights): the training-only subclass
+    # (adversarial train_step) adds nothing to prediction, and keras.models.load_model revives
+    # a plain graph with our layers alone.
+    model = keras.Model(model.inputs, model.outputs, name=model.name)
     signatures = make_serving_signatures(model, tf_transform_output, cfg["class_names"])
     # No optimizer state: serving and evaluation never need it (a third of the size).
     model.save(

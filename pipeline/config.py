@@ -145,6 +145,10 @@ class ModelSection(_Section):
     # this far (L2 norm per review) in the direction that hurts most; 0 = off. Costs about
     # twice the training time; prediction is unchanged.
     adversarial_epsilon: float = Field(0.0, ge=0.0)
+    # Keep an exponential moving average of the weights with this momentum and load it into
+    # the model at every validation pass (so early stopping picks among averaged weights) and
+    # at the end; 0 = off.
+    weight_average_momentum: float = Field(0.0, ge=0.0, lt=1.0)
     learning_rate: float = Field(1e-3, gt=0.0)
     # "cosine" decays the learning rate to 0 over num_iterations.
     learning_rate_schedule: Literal["constant", "cosine"] = "constant"

@@ -58,6 +58,7 @@ def trainer_custom_config(config: Config) -> dict[str, Any]:
         "pooling": m.pooling,
         "embedding_dropout": m.embedding_dropout,
         "adversarial_epsilon": m.adversarial_epsilon,
+        "weight_average_momentum": m.weight_average_momentum,
         "pretrain_trainable": m.pretrain_trainable,
         "bucket_by_length": m.bucket_by_length,
         "early_stopping_patience": m.early_stopping_patience,

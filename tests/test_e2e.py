@@ -18,9 +18,12 @@ import matplotlib.image
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras as keras
 from typer.testing import CliRunner
 
 from components.anomaly_gate import DataAnomaliesError
+from components.signatures import raw_text_features
 from pipeline import pipeline as p
 from pipeline.cli import app
 from pipeline.config import load_config
@@ -311,6 +314,21 @@ def test_trainer_with_the_imdb_levers(tmp_path):
     loaded = tf.saved_model.load(status.pushed_destination)
     out = loaded.signatures["serving_default"](text=tf.constant(["Short.", "A much longer " * 20]))
     assert out["probabilities"].shape == (2, 2)
+    # The pushed model is also a Keras model again (to fine-tune or inspect), and its serving
+    # signature (fused LSTM kernel) gives the Keras model's answers.
+    revived = keras.models.load_model(status.pushed_destination, compile=False)
+    graph_dir = Path(cfg.pipeline.resolved_pipeline_root) / p.TRANSFORM / "transform_graph"
+    (graph,) = [d for d in graph_dir.iterdir() if d.is_dir()]
+    transform_output = tft.TFTransformOutput(str(graph))
+    texts = tf.constant(["Short.", "A much longer " * 20, ""])
+    raw = raw_text_features(texts, transform_output.raw_feature_spec())
+    tokens = transform_output.transform_features_layer()(raw)["tokens"]
+    np.testing.assert_allclose(
+        revived(tokens, training=False).numpy(),
+        loaded.signatures["serving_default"](text=texts)["probabilities"].numpy(),
+        rtol=1e-5,
+        atol=1e-6,
+    )
 
 
 def test_predict_handles_empty_very_long_and_unusual_text(runs):

@@ -141,6 +141,31 @@ def test_embedding_matrix_initialises_weights_and_trainable_flag():
     assert build_model(_params()).get_layer("embedding").trainable
 
 
+def test_weight_average_is_loaded_every_n_steps():
+    """momentum 0.5 every 2 steps: after step 2 the weights are 0.25 w0 + 0.25 w1 + 0.5 w2 of
+    the same training without averaging (w_k: weights after k steps)."""
+    common = dict(bidirectional=True, pooling="last_max_mean", dropout_keep_prob=1.0)
+    averaged = build_model(_params(weight_average_momentum=0.5, weight_average_every=2, **common))
+    plain = build_model(_params(**common))
+    plain.set_weights(averaged.get_weights())
+    x = np.array([[1, 2, 3, 0, 0, 0], [4, 5, 6, 7, 8, 9]], dtype=np.int64)
+    y = np.array([1, 0])
+    trajectory = [[w.numpy() for w in plain.trainable_weights]]
+    for _ in range(2):
+        plain.train_on_batch(x, y)
+        trajectory.append([w.numpy() for w in plain.trainable_weights])
+    averaged.train_on_batch(x, y)
+    after_one = [w.numpy() for w in averaged.trainable_weights]
+    for got, want in zip(after_one, trajectory[1], strict=True):  # not loaded after step 1
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    averaged.train_on_batch(x, y)
+    for got, w0, w1, w2 in zip(averaged.trainable_weights, *trajectory, strict=True):
+        np.testing.assert_allclose(got.numpy(), 0.25 * w0 + 0.25 * w1 + 0.5 * w2, atol=1e-6)
+    assert not np.allclose(
+        trajectory[2][0], 0.25 * trajectory[0][0] + 0.25 * trajectory[1][0] + 0.5 * trajectory[2][0]
+    )
+
+
 def _sgd_step(model, x, y):
     """One plain SGD step (learning rate 1): the weights move by exactly minus the gradient."""
     model.compile(
