@@ -37,18 +37,19 @@ def _dataset(
     files: list[str],
     tf_transform_output: tft.TFTransformOutput,
     batch_size: int,
-    shuffle: bool,
+    shuffle_buffer: int | None,
     bucket_by_length: bool = False,
 ) -> tf.data.Dataset:
-    """(tokens, label) batches, repeated forever. With ``bucket_by_length`` each batch holds
+    """(tokens, label) batches, repeated forever; shuffled through a buffer of
+    ``shuffle_buffer`` examples unless it is None. With ``bucket_by_length`` each batch holds
     reviews of similar length and is cut to its longest one (at least one step)."""
     dataset = fn_args.data_accessor.tf_dataset_factory(
         files,
         tfxio.TensorFlowDatasetOptions(
             batch_size=batch_size,
             label_key=features.LABEL_KEY,
-            shuffle=shuffle,
-            shuffle_buffer_size=10000,
+            shuffle=shuffle_buffer is not None,
+            shuffle_buffer_size=shuffle_buffer or 1,
         ),
         tf_transform_output.transformed_metadata.schema,
     )
@@ -165,9 +166,14 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
 
     batch_size = int(cfg["batch_size"])
     bucket = bool(cfg.get("bucket_by_length", False))
-    train = _dataset(fn_args, fn_args.train_files, tf_transform_output, batch_size, True, bucket)
+    # Input files are often sorted by label (IMDB's are: all negative reviews, then all
+    # positive ones); a buffer smaller than the split feeds long runs of one class.
+    shuffle_buffer = int(cfg.get("shuffle_buffer", 100_000))
+    train = _dataset(
+        fn_args, fn_args.train_files, tf_transform_output, batch_size, shuffle_buffer, bucket
+    )
     evaluation = _dataset(
-        fn_args, fn_args.eval_files, tf_transform_output, batch_size, False, bucket
+        fn_args, fn_args.eval_files, tf_transform_output, batch_size, None, bucket
     )
 
     model = build_model(params, embedding_matrix)

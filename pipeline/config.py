@@ -149,6 +149,9 @@ class ModelSection(_Section):
     # the model at every validation pass (so early stopping picks among averaged weights) and
     # at the end; 0 = off.
     weight_average_momentum: float = Field(0.0, ge=0.0, lt=1.0)
+    # Training examples read ahead and shuffled; at least the training split's size shuffles
+    # it uniformly (input files are often sorted by label). Each holds one serialized example.
+    shuffle_buffer: int = Field(100_000, ge=1)
     learning_rate: float = Field(1e-3, gt=0.0)
     # "cosine" decays the learning rate to 0 over num_iterations.
     learning_rate_schedule: Literal["constant", "cosine"] = "constant"

@@ -46,6 +46,7 @@ def trainer_custom_config(config: Config) -> dict[str, Any]:
     return {
         **transform_custom_config(config),
         "batch_size": m.batch_size,
+        "shuffle_buffer": m.shuffle_buffer,
         "lstm_units": m.lstm_units,
         "bidirectional": m.bidirectional,
         "num_classes": m.num_classes,
