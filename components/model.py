@@ -5,6 +5,10 @@ mean over all its time steps before the dropout (the same many-to-one LSTM, read
 what it computed). The input length is not fixed, so batches can be cut to their longest
 review; padding (id 0) is masked everywhere.
 
+Training may add adversarial perturbations of the embeddings (``SentimentClassifier``) and a
+moving average of the weights; neither changes the graph that predicts. For serving,
+:func:`fused_inference` computes the same function with TensorFlow's fused LSTM kernel.
+
 Keras 2 (``tf_keras``) is used explicitly: TFX 1.16 and tf.Transform 1.16 build their layers on
 it, and it saves models with dropout and custom signatures without workarounds.
 """
