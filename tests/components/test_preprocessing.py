@@ -80,8 +80,15 @@ def _fixed_len_metadata():
     )
 
 
-def _preprocessing_fn(**custom_config):
-    return functools.partial(preprocessing.preprocessing_fn, custom_config=custom_config)
+def _preprocessing_fn(**overrides):
+    """preprocessing_fn with the settings EXPECTED_VOCAB and EXPECTED_ROWS were worked out for
+    (MAX_LEN tokens, the 5 most frequent tokens, 1 OOV bucket), changed by ``overrides``."""
+    custom_config = dict(
+        max_sequence_length=MAX_LEN, vocab_size=5, num_oov_buckets=1, frequency_threshold=1
+    )
+    return functools.partial(
+        preprocessing.preprocessing_fn, custom_config={**custom_config, **overrides}
+    )
 
 
 class PreprocessingFnTest(tft_unit.TransformTestCase):
@@ -99,12 +106,7 @@ class PreprocessingFnTest(tft_unit.TransformTestCase):
         self.assertAnalyzeAndTransformResults(
             _input_data(),
             _fixed_len_metadata(),
-            _preprocessing_fn(
-                max_sequence_length=MAX_LEN,
-                vocab_size=5,
-                num_oov_buckets=1,
-                frequency_threshold=1,
-            ),
+            _preprocessing_fn(),
             expected_data=_expected_data(),
             expected_metadata=expected_metadata,
             expected_vocab_file_contents={features.VOCAB_NAME: EXPECTED_VOCAB},
@@ -116,12 +118,7 @@ class PreprocessingFnTest(tft_unit.TransformTestCase):
         self.assertAnalyzeAndTransformResults(
             _input_data(),
             _fixed_len_metadata(),
-            _preprocessing_fn(
-                max_sequence_length=MAX_LEN,
-                vocab_size=1000,
-                num_oov_buckets=1,
-                frequency_threshold=2,
-            ),
+            _preprocessing_fn(vocab_size=1000, frequency_threshold=2),
             expected_data=_expected_data(),
             expected_vocab_file_contents={features.VOCAB_NAME: EXPECTED_VOCAB},
         )
@@ -131,13 +128,7 @@ class PreprocessingFnTest(tft_unit.TransformTestCase):
         self.assertAnalyzeAndTransformResults(
             _input_data(),
             _fixed_len_metadata(),
-            _preprocessing_fn(
-                max_sequence_length=MAX_LEN,
-                vocab_size=5,
-                num_oov_buckets=1,
-                frequency_threshold=1,
-                truncation=truncation,
-            ),
+            _preprocessing_fn(truncation=truncation),
             expected_data=_expected_data(expected_rows),
             expected_vocab_file_contents={features.VOCAB_NAME: EXPECTED_VOCAB},
         )
@@ -167,12 +158,7 @@ class PreprocessingFnTest(tft_unit.TransformTestCase):
         self.assertAnalyzeAndTransformResults(
             input_data,
             input_metadata,
-            _preprocessing_fn(
-                max_sequence_length=MAX_LEN,
-                vocab_size=5,
-                num_oov_buckets=1,
-                frequency_threshold=1,
-            ),
+            _preprocessing_fn(),
             expected_data=_expected_data(),
             expected_vocab_file_contents={features.VOCAB_NAME: EXPECTED_VOCAB},
         )
