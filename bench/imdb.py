@@ -54,11 +54,6 @@ RUN_DIR_ENTRIES = ("inputs", "pipeline", "serving", "metadata.sqlite", "logs", "
 SERVING_BATCH_SIZE = 256
 LATENCY_SAMPLES = 300
 LATENCY_WARMUP = 20
-# Bare-Keras comparison defaults: examples sampled from the transformed training split, and
-# the number of timed training steps after the warm-up steps.
-KERAS_EXAMPLES_IN_BATCHES = 100
-KERAS_STEPS = 100
-KERAS_WARMUP_STEPS = 10
 
 # (key, label, comparison, bound, unit) for the markdown report.
 TARGETS: list[tuple[str, str, str, float, str]] = [
@@ -409,12 +404,15 @@ def keras_throughput(
     transform_graph_uri: str,
     examples_uri: str,
     *,
-    num_examples: int,
-    steps: int,
+    num_examples: int | None,
+    steps: int | None,
     warmup_steps: int,
 ) -> dict[str, Any]:
     """Examples/s of ``model.fit`` on the pipeline's model and transformed examples in memory,
-    timed per training step exactly as the Trainer times itself (batch begin to batch end)."""
+    timed per training step exactly as the Trainer times itself (batch begin to batch end).
+    By default on the whole training split, batched as the Trainer batches it: ``steps`` timed
+    steps (default: one pass) after ``warmup_steps`` untimed ones. ``num_examples`` samples
+    that many examples instead."""
     import tensorflow as tf
     import tensorflow_transform as tft
     import tf_keras as keras
@@ -436,7 +434,11 @@ def keras_throughput(
         examples_uri, transform_output.transformed_feature_spec()
     )
     rng = np.random.default_rng(config.model.seed)
-    pick = rng.choice(len(tokens), size=num_examples, replace=len(tokens) < num_examples)
+    if num_examples is None:
+        num_examples = len(tokens)
+        pick = rng.permutation(num_examples)
+    else:
+        pick = rng.choice(len(tokens), size=num_examples, replace=len(tokens) < num_examples)
     batches = in_memory_batches(tokens[pick], counts[pick], labels[pick], batch_size, bucket, rng)
     if not batches:
         raise BenchError(f"no full batch of {batch_size} from {num_examples} sampled examples")
@@ -473,7 +475,9 @@ def keras_throughput(
     model.fit(dataset, steps_per_epoch=warmup_steps, epochs=1, verbose=0)
     timer = StepTimer()
     started = time.perf_counter()
-    model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[timer])
+    model.fit(
+        dataset, steps_per_epoch=steps or len(batches), epochs=1, verbose=0, callbacks=[timer]
+    )
     fit_seconds = time.perf_counter() - started
     return {
         "keras_examples_per_s": timer.steps * batch_size / timer.seconds,
@@ -493,8 +497,9 @@ def keras_throughput(
 
 
 def trainer_throughput(status: Any, config: Any) -> dict[str, Any]:
-    """Examples/s in the Trainer's training steps, from its history.json when it has
-    ``train_seconds``, else from the Trainer component's duration."""
+    """Examples/s in the Trainer's training steps after its warm-up steps (as bare Keras is
+    timed), from its history.json; all steps, and the Trainer component's duration without
+    a history, are reported beside it."""
     from components.trainer import HISTORY_FILE
 
     history: dict[str, Any] = {}
@@ -504,18 +509,28 @@ def trainer_throughput(status: Any, config: Any) -> dict[str, Any]:
             history = json.loads(path.read_text(encoding="utf-8"))
     steps = int(history.get("train_steps") or config.model.num_iterations)
     batch_size = int(history.get("batch_size") or config.model.batch_size)
+    warmup_steps = int(history.get("warmup_steps") or 0)
+    warmup_seconds = float(history.get("warmup_seconds") or 0.0)
     if history.get("train_seconds"):
         seconds, source = float(history["train_seconds"]), "history.json train_seconds"
     else:
         seconds = next((c.seconds for c in status.components if c.node_id == "Trainer"), math.nan)
         source = "Trainer component seconds"
+    all_steps = steps * batch_size / seconds if seconds else math.nan
+    steady = all_steps
+    if warmup_steps and steps > warmup_steps and seconds > warmup_seconds:
+        steady = (steps - warmup_steps) * batch_size / (seconds - warmup_seconds)
     return {
-        "trainer_examples_per_s": steps * batch_size / seconds if seconds else math.nan,
+        "trainer_examples_per_s": steady,
+        "trainer_examples_per_s_all_steps": all_steps,
         "trainer": {
             "steps": steps,
             "batch_size": batch_size,
             "seconds": seconds,
             "seconds_source": source,
+            "warmup_steps": warmup_steps,
+            "warmup_seconds": warmup_seconds,
+            "epoch_train_seconds": history.get("epoch_train_seconds"),
             "fit_seconds": history.get("fit_seconds"),
             "epochs": history.get("epochs"),
         },
@@ -698,11 +713,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reuse-import", action="store_true", help="keep an earlier import")
     parser.add_argument("--latency-samples", type=int, default=LATENCY_SAMPLES)
     parser.add_argument("--latency-warmup", type=int, default=LATENCY_WARMUP)
-    parser.add_argument("--keras-steps", type=int, default=KERAS_STEPS)
-    parser.add_argument("--keras-warmup-steps", type=int, default=KERAS_WARMUP_STEPS)
+    parser.add_argument(
+        "--keras-steps", type=int, default=None,
+        help="timed steps of bare Keras (default: one pass over the training split)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--keras-warmup-steps", type=int, default=None,
+        help="untimed first steps of bare Keras (default: the Trainer's warm-up steps)",
+    )  # fmt: skip
     parser.add_argument(
         "--keras-examples", type=int, default=None,
-        help=f"examples sampled for bare Keras (default {KERAS_EXAMPLES_IN_BATCHES} batches)",
+        help="examples sampled for bare Keras (default: the whole training split)",
     )  # fmt: skip
     return parser.parse_args(argv)
 
@@ -774,14 +795,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     transform_rows = sum(rows.values())
 
     print("[6/7] bare Keras on the same model and data in memory", flush=True)
+    from components.trainer import WARMUP_STEPS
+
     graph_uri, examples_uri = transform_outputs(metadata_path, config.pipeline.name)
     keras = keras_throughput(
         config,
         graph_uri,
         examples_uri,
-        num_examples=args.keras_examples or KERAS_EXAMPLES_IN_BATCHES * config.model.batch_size,
+        num_examples=args.keras_examples,
         steps=args.keras_steps,
-        warmup_steps=args.keras_warmup_steps,
+        warmup_steps=(
+            args.keras_warmup_steps if args.keras_warmup_steps is not None else WARMUP_STEPS
+        ),
     )
 
     metrics = status.metrics

@@ -137,7 +137,8 @@ class ModelSection(_Section):
     num_iterations: int = Field(200, ge=1)
     # Steps between two validation passes (one Keras "epoch"); also the TensorBoard granularity.
     steps_per_epoch: int = Field(100, ge=1)
-    eval_steps: int = Field(20, ge=1)
+    # Batches per validation pass; unset: the whole eval split, each example once.
+    eval_steps: int | None = Field(None, ge=1)
     dropout_keep_prob: float = Field(0.8, gt=0.0, le=1.0)
     # Fraction of embedding channels dropped during training (SpatialDropout1D); 0 = off.
     embedding_dropout: float = Field(0.0, ge=0.0, lt=1.0)
@@ -152,6 +153,10 @@ class ModelSection(_Section):
     # Training examples read ahead and shuffled; at least the training split's size shuffles
     # it uniformly (input files are often sorted by label). Each holds one serialized example.
     shuffle_buffer: int = Field(100_000, ge=1)
+    # Keep the parsed training and eval examples in memory after their first pass (about
+    # 8 bytes a token), so later passes neither read nor parse; false streams each pass from
+    # disk (splits larger than memory).
+    cache_examples: bool = True
     learning_rate: float = Field(1e-3, gt=0.0)
     # "cosine" decays the learning rate to 0 over num_iterations.
     learning_rate_schedule: Literal["constant", "cosine"] = "constant"

@@ -45,7 +45,7 @@ def create_pipeline(
     transform_config: dict[str, Any],
     trainer_config: dict[str, Any],
     train_steps: int,
-    eval_steps: int,
+    eval_steps: int | None,
     eval_config: tfma.EvalConfig,
     baseline: Literal["latest_blessed", "last_pushed", "none"],
     serving_dir: str,

@@ -47,6 +47,7 @@ def trainer_custom_config(config: Config) -> dict[str, Any]:
         **transform_custom_config(config),
         "batch_size": m.batch_size,
         "shuffle_buffer": m.shuffle_buffer,
+        "cache_examples": m.cache_examples,
         "lstm_units": m.lstm_units,
         "bidirectional": m.bidirectional,
         "num_classes": m.num_classes,

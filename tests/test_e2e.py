@@ -311,6 +311,12 @@ def test_trainer_with_the_imdb_levers(tmp_path):
     assert vectors.shape[1] == 4 and np.all(vectors[0] == 0)
     history = json.loads((Path(status.model_run_uri) / "history.json").read_text())
     assert 2 <= history["train_steps"] <= 6 and history["train_seconds"] > 0
+    # Every step is timed once: per validation pass, and the first steps apart (the bench's
+    # steady-state throughput leaves them out).
+    assert len(history["epoch_train_seconds"]) == len(history["history"]["val_accuracy"])
+    assert sum(history["epoch_train_seconds"]) == pytest.approx(history["train_seconds"])
+    assert history["warmup_steps"] == history["train_steps"]  # fewer than WARMUP_STEPS
+    assert history["warmup_seconds"] == pytest.approx(history["train_seconds"])
     loaded = tf.saved_model.load(status.pushed_destination)
     out = loaded.signatures["serving_default"](text=tf.constant(["Short.", "A much longer " * 20]))
     assert out["probabilities"].shape == (2, 2)
