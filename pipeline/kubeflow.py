@@ -18,7 +18,6 @@ import yaml
 from tfx import v1 as tfx
 from tfx import version as tfx_version
 
-from pipeline import evaluation
 from pipeline.config import (
     REMOTE_SCHEMES,
     Config,
@@ -27,7 +26,7 @@ from pipeline.config import (
     reachable_from_pods,
 )
 from pipeline.pipeline import LAST_PUSHED, create_pipeline
-from pipeline.runner import trainer_custom_config, transform_custom_config
+from pipeline.runner import model_args
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -86,43 +85,20 @@ def check_compilable(config: Config) -> KubeflowSection:
     return kubeflow
 
 
-def build_kubeflow_pipeline(config: Config) -> tfx.dsl.Pipeline:
-    """The pipeline of ``create_pipeline`` with the storage and code paths of the image."""
-    kubeflow = check_compilable(config)
-    ev, m = config.evaluation, config.model
-    trainer_config = trainer_custom_config(config)
-    if m.word_vectors is not None:  # a URI: keep it as written, not made absolute locally
-        trainer_config["word_vectors"]["path"] = m.word_vectors.path
-    word_vectors = None
-    if m.pretrain_word_vectors:
-        word_vectors = {
-            "dimension": m.embedding_dimension,
-            "num_oov_buckets": config.transform.num_oov_buckets,
-            "unlabelled_text": config.data.unlabelled_source or "",
-            "window": m.pretrain_window,
-            "seed": m.seed,
-        }
-    compare = ev.baseline != "none"
+def build_kubeflow_pipeline(config: Config, kubeflow: KubeflowSection) -> tfx.dsl.Pipeline:
+    """The pipeline of ``create_pipeline`` with the storage and code paths of the image
+    (``kubeflow``: the section ``check_compilable`` returned). URIs in the config are kept
+    as written, not made absolute on this machine."""
     return create_pipeline(
         pipeline_name=config.pipeline.name,
         pipeline_root=kubeflow.pipeline_root,
         data_root=kubeflow.data_root,
         has_test_split=kubeflow.test_split,
         schema_path=kubeflow.schema_path,
-        transform_config=transform_custom_config(config),
-        trainer_config=trainer_config,
-        train_steps=m.num_iterations,
-        eval_steps=m.eval_steps,
-        eval_config=evaluation.build_eval_config(
-            num_classes=m.num_classes,
-            accuracy_lower_bound=ev.accuracy_lower_bound,
-            max_accuracy_drop=ev.max_accuracy_drop if compare else None,
-        ),
-        baseline=ev.baseline,
         serving_dir=kubeflow.serving_dir,
         beam_pipeline_args=list(kubeflow.beam_pipeline_args),
         enable_cache=kubeflow.enable_cache,
-        word_vectors=word_vectors,
+        **model_args(config, path=str, local=False),
     )
 
 
@@ -172,7 +148,7 @@ def compile_pipeline(config: Config, output: str | Path) -> CompiledPipeline:
             "kubeflow.shared_volume needs a .yaml output: the volume mounts travel in the "
             "PipelineSpec's platform document, which a PipelineJob JSON cannot carry"
         )
-    pipeline = build_kubeflow_pipeline(config)
+    pipeline = build_kubeflow_pipeline(config, kubeflow)
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
             display_name=kubeflow.display_name or config.pipeline.name,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,12 +36,14 @@ def transform_custom_config(config: Config) -> dict[str, Any]:
     }
 
 
-def trainer_custom_config(config: Config) -> dict[str, Any]:
+def trainer_custom_config(config: Config, path: Callable[[str], str] = absolute) -> dict[str, Any]:
+    """The Trainer's custom_config; ``path`` maps the word-vector file's configured path to
+    the one the Trainer opens."""
     m = config.model
     word_vectors = None
     if m.word_vectors is not None:
         word_vectors = {
-            "path": absolute(m.word_vectors.path),
+            "path": path(m.word_vectors.path),
             "trainable": m.word_vectors.trainable,
         }
     return {
@@ -70,21 +73,47 @@ def trainer_custom_config(config: Config) -> dict[str, Any]:
     }
 
 
-def word_vectors_params(config: Config) -> dict[str, Any] | None:
-    """WordVectorsGen parameters, or None when the model does not pre-train word vectors."""
+def word_vectors_params(
+    config: Config, path: Callable[[str], str] = absolute, local: bool = True
+) -> dict[str, Any] | None:
+    """WordVectorsGen parameters, or None when the model does not pre-train word vectors.
+    ``local``: the unlabelled reviews of an imported IMDB folder are found on this machine."""
     m, d = config.model, config.data
     if not m.pretrain_word_vectors:
         return None
     unlabelled = d.unlabelled_source
-    if unlabelled is None and is_imported_dir(d.source):
+    if local and unlabelled is None and is_imported_dir(d.source):
         found = imported_unlabelled(d.source)
         unlabelled = str(found) if found else None
     return {
         "dimension": m.embedding_dimension,
         "num_oov_buckets": config.transform.num_oov_buckets,
-        "unlabelled_text": absolute(unlabelled) if unlabelled else "",
+        "unlabelled_text": path(unlabelled) if unlabelled else "",
         "window": m.pretrain_window,
         "seed": m.seed,
+    }
+
+
+def model_args(
+    config: Config, path: Callable[[str], str] = absolute, local: bool = True
+) -> dict[str, Any]:
+    """The arguments of ``create_pipeline`` that come from the transform, model and
+    evaluation sections: the same for every runner (``path`` and ``local`` as in
+    ``word_vectors_params``)."""
+    m, ev = config.model, config.evaluation
+    compare = ev.baseline != "none"
+    return {
+        "transform_config": transform_custom_config(config),
+        "trainer_config": trainer_custom_config(config, path),
+        "train_steps": m.num_iterations,
+        "eval_steps": m.eval_steps,
+        "eval_config": evaluation.build_eval_config(
+            num_classes=m.num_classes,
+            accuracy_lower_bound=ev.accuracy_lower_bound,
+            max_accuracy_drop=ev.max_accuracy_drop if compare else None,
+        ),
+        "baseline": ev.baseline,
+        "word_vectors": word_vectors_params(config, path, local),
     }
 
 
@@ -100,8 +129,7 @@ def serving_state(serving_dir: str) -> str:
 def build_pipeline(
     config: Config, data_root: str, has_test_split: bool, metadata_connection_config: Any = None
 ) -> tfx.dsl.Pipeline:
-    p, ev = config.pipeline, config.evaluation
-    compare = ev.baseline != "none"
+    p = config.pipeline
     serving_dir = absolute(p.resolved_serving_dir)
     return create_pipeline(
         pipeline_name=p.name,
@@ -109,22 +137,12 @@ def build_pipeline(
         data_root=absolute(data_root),
         has_test_split=has_test_split,
         schema_path=absolute(config.data.schema_path) if config.data.schema_path else None,
-        transform_config=transform_custom_config(config),
-        trainer_config=trainer_custom_config(config),
-        train_steps=config.model.num_iterations,
-        eval_steps=config.model.eval_steps,
-        eval_config=evaluation.build_eval_config(
-            num_classes=config.model.num_classes,
-            accuracy_lower_bound=ev.accuracy_lower_bound,
-            max_accuracy_drop=ev.max_accuracy_drop if compare else None,
-        ),
-        baseline=ev.baseline,
         serving_dir=serving_dir,
         serving_state=serving_state(serving_dir),
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(p.beam_pipeline_args),
         enable_cache=p.enable_cache,
-        word_vectors=word_vectors_params(config),
+        **model_args(config),
     )
 
 
