@@ -56,9 +56,9 @@ def _dataset(
     each pass (None: file order). With ``bucket_by_length`` each batch holds reviews of
     similar length and is cut to its longest one (at least one step).
 
-    tf.data autotuning is off: its background thread, once its period had grown, held up the
-    deletion of Keras's iterator at the end of ``fit`` for 36-48 s (TF 2.16, measured); with
-    the examples in memory there is little to tune."""
+    tf.data autotuning is off: its background thread, in a timed sleep, held up the deletion
+    of Keras's training iterator at the end of ``fit`` for 36-48 s (TF 2.16, measured on IMDB);
+    with the examples in memory there is little to tune."""
     dataset = fn_args.data_accessor.tf_dataset_factory(
         files,
         tfxio.TensorFlowDatasetOptions(
