@@ -151,7 +151,8 @@ class ModelSection(_Section):
     # at the end; 0 = off.
     weight_average_momentum: float = Field(0.0, ge=0.0, lt=1.0)
     # Training examples read ahead and shuffled; at least the training split's size shuffles
-    # it uniformly (input files are often sorted by label). Each holds one serialized example.
+    # it uniformly (input files are often sorted by label). Each holds one parsed review (its
+    # tokens), reshuffled every pass.
     shuffle_buffer: int = Field(100_000, ge=1)
     # Keep the parsed training and eval examples in memory after their first pass (about
     # 8 bytes a token), so later passes neither read nor parse; false streams each pass from
