@@ -410,20 +410,20 @@ def keras_throughput(
     *,
     num_examples: int | None,
     steps: int | None,
-    warmup_steps: int,
+    warmup_steps: int | None,
 ) -> dict[str, Any]:
     """Examples/s of ``model.fit`` on the pipeline's model and transformed examples in memory,
     timed per training step exactly as the Trainer times itself (batch begin to batch end).
     By default on the whole training split, batched as the Trainer batches it: ``steps`` timed
-    steps (default: one pass) after ``warmup_steps`` untimed ones. ``num_examples`` samples
-    that many examples instead."""
+    steps (default: one pass) after ``warmup_steps`` untimed ones (default: as many as the
+    Trainer times apart). ``num_examples`` samples that many examples instead."""
     import tensorflow as tf
     import tensorflow_transform as tft
     import tf_keras as keras
 
     from components import features
     from components.model import build_model
-    from components.trainer import model_params
+    from components.trainer import WARMUP_STEPS, model_params
     from pipeline.runner import trainer_custom_config
 
     transform_output = tft.TFTransformOutput(transform_graph_uri)
@@ -438,12 +438,12 @@ def keras_throughput(
         examples_uri, transform_output.transformed_feature_spec()
     )
     rng = np.random.default_rng(config.model.seed)
-    if num_examples is None:
+    if num_examples is None:  # the whole split (in_memory_batches shuffles it)
         num_examples = len(tokens)
-        pick = rng.permutation(num_examples)
     else:
         pick = rng.choice(len(tokens), size=num_examples, replace=len(tokens) < num_examples)
-    batches = in_memory_batches(tokens[pick], counts[pick], labels[pick], batch_size, bucket, rng)
+        tokens, counts, labels = tokens[pick], counts[pick], labels[pick]
+    batches = in_memory_batches(tokens, counts, labels, batch_size, bucket, rng)
     if not batches:
         raise BenchError(f"no full batch of {batch_size} from {num_examples} sampled examples")
 
@@ -476,6 +476,8 @@ def keras_throughput(
     keras.utils.set_random_seed(config.model.seed)
     params = model_params(custom_config, vocab_size, total_steps=config.model.num_iterations)
     model = build_model(params)
+    if warmup_steps is None:
+        warmup_steps = WARMUP_STEPS
     model.fit(dataset, steps_per_epoch=warmup_steps, epochs=1, verbose=0)
     timer = StepTimer()
     started = time.perf_counter()
@@ -801,8 +803,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     transform_rows = sum(rows.values())
 
     print("[6/7] bare Keras on the same model and data in memory", flush=True)
-    from components.trainer import WARMUP_STEPS
-
     graph_uri, examples_uri = transform_outputs(metadata_path, config.pipeline.name)
     keras = keras_throughput(
         config,
@@ -810,9 +810,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         examples_uri,
         num_examples=args.keras_examples,
         steps=args.keras_steps,
-        warmup_steps=(
-            args.keras_warmup_steps if args.keras_warmup_steps is not None else WARMUP_STEPS
-        ),
+        warmup_steps=args.keras_warmup_steps,
     )
 
     metrics = status.metrics

@@ -98,7 +98,7 @@ def build_kubeflow_pipeline(config: Config, kubeflow: KubeflowSection) -> tfx.ds
         serving_dir=kubeflow.serving_dir,
         beam_pipeline_args=list(kubeflow.beam_pipeline_args),
         enable_cache=kubeflow.enable_cache,
-        **model_args(config, path=str, local=False),
+        **model_args(config, local=False),
     )
 
 

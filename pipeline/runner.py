@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,14 +35,19 @@ def transform_custom_config(config: Config) -> dict[str, Any]:
     }
 
 
-def trainer_custom_config(config: Config, path: Callable[[str], str] = absolute) -> dict[str, Any]:
-    """The Trainer's custom_config; ``path`` maps the word-vector file's configured path to
-    the one the Trainer opens."""
+def _path(path: str, local: bool) -> str:
+    """A configured path as the pipeline records it: made absolute for a local run, kept as
+    written for a cluster (where it names storage the pods reach)."""
+    return absolute(path) if local else path
+
+
+def trainer_custom_config(config: Config, local: bool = True) -> dict[str, Any]:
+    """The Trainer's custom_config (``local`` as in ``_path``)."""
     m = config.model
     word_vectors = None
     if m.word_vectors is not None:
         word_vectors = {
-            "path": path(m.word_vectors.path),
+            "path": _path(m.word_vectors.path, local),
             "trainable": m.word_vectors.trainable,
         }
     return {
@@ -73,11 +77,10 @@ def trainer_custom_config(config: Config, path: Callable[[str], str] = absolute)
     }
 
 
-def word_vectors_params(
-    config: Config, path: Callable[[str], str] = absolute, local: bool = True
-) -> dict[str, Any] | None:
+def word_vectors_params(config: Config, local: bool = True) -> dict[str, Any] | None:
     """WordVectorsGen parameters, or None when the model does not pre-train word vectors.
-    ``local``: the unlabelled reviews of an imported IMDB folder are found on this machine."""
+    ``local``: paths as in ``_path``, and the unlabelled reviews of an imported IMDB folder
+    are looked up on this machine."""
     m, d = config.model, config.data
     if not m.pretrain_word_vectors:
         return None
@@ -88,23 +91,20 @@ def word_vectors_params(
     return {
         "dimension": m.embedding_dimension,
         "num_oov_buckets": config.transform.num_oov_buckets,
-        "unlabelled_text": path(unlabelled) if unlabelled else "",
+        "unlabelled_text": _path(unlabelled, local) if unlabelled else "",
         "window": m.pretrain_window,
         "seed": m.seed,
     }
 
 
-def model_args(
-    config: Config, path: Callable[[str], str] = absolute, local: bool = True
-) -> dict[str, Any]:
+def model_args(config: Config, local: bool = True) -> dict[str, Any]:
     """The arguments of ``create_pipeline`` that come from the transform, model and
-    evaluation sections: the same for every runner (``path`` and ``local`` as in
-    ``word_vectors_params``)."""
+    evaluation sections: the same for every runner (``local`` as in ``word_vectors_params``)."""
     m, ev = config.model, config.evaluation
     compare = ev.baseline != "none"
     return {
         "transform_config": transform_custom_config(config),
-        "trainer_config": trainer_custom_config(config, path),
+        "trainer_config": trainer_custom_config(config, local),
         "train_steps": m.num_iterations,
         "eval_steps": m.eval_steps,
         "eval_config": evaluation.build_eval_config(
@@ -113,7 +113,7 @@ def model_args(
             max_accuracy_drop=ev.max_accuracy_drop if compare else None,
         ),
         "baseline": ev.baseline,
-        "word_vectors": word_vectors_params(config, path, local),
+        "word_vectors": word_vectors_params(config, local),
     }
 
 

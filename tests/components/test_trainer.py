@@ -15,8 +15,9 @@ MAX_LEN = 6
 
 class _Accessor:
     """A stand-in for TFX's DataAccessor over a split sorted by label (as IMDB's files are).
-    Review ``i`` has ``counts[i]`` tokens ``i + 1`` padded to MAX_LEN. It honours the reading
-    options the Trainer passes, as TFXIO does, and counts the examples it reads."""
+    Review ``i`` has ``counts[i]`` tokens ``i + 1`` padded to MAX_LEN. It reads as many passes
+    and batches as the Trainer asks (the Trainer asks TFXIO not to shuffle: a test checks it)
+    and counts the examples it reads."""
 
     def __init__(self, labels: np.ndarray, counts: np.ndarray | None = None):
         self.labels = labels.astype(np.int64)
@@ -43,8 +44,6 @@ class _Accessor:
                 tf.TensorSpec([], tf.int64),
             ),
         )
-        if options.shuffle:
-            dataset = dataset.shuffle(options.shuffle_buffer_size, seed=0)
         return dataset.repeat(options.num_epochs).batch(options.batch_size)
 
 
